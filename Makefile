@@ -1,0 +1,30 @@
+# The two commands a fresh clone needs: `make run` (everything, locally, paper trading) and `make test`.
+# Both create the virtualenv in .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test bench venv clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "HEAN needs Python >= 3.11 (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+run: $(BIN)/.installed
+	$(BIN)/hean up $(ARGS)
+
+test: $(BIN)/.installed
+	$(BIN)/pytest $(ARGS)
+
+bench: $(BIN)/.installed
+	$(BIN)/hean bench bus
+	$(BIN)/hean bench executor
+	$(BIN)/hean bench reconciler
+
+clean:
+	rm -rf $(VENV) .hean *.egg-info

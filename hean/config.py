@@ -1,0 +1,362 @@
+"""One typed, frozen settings object for every HEAN process.
+
+Every process builds `HeanSettings` once in `main()` (environment variables with
+the `HEAN_` prefix, nested sections with `__`, plus an optional env file) and
+passes it down; no other module reads `os.environ`.  Defaults are safe: paper
+trading (`dry_run=True`, `is_live=False`) against the local simulator.
+
+A bad value raises `ConfigError` with one readable line naming the setting;
+the CLI turns it into exit status 78 (EX_CONFIG) without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hean.sim.settings import SimSettings
+
+DEFAULT_ENV_FILE = Path("/etc/hean/hean.env")
+EX_CONFIG = 78
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+def _split_list(value: Any) -> Any:
+    """Lists in the environment may be written `A,B` or as JSON `["A","B"]`."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise ValueError("not a valid JSON list") from None
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return value
+
+
+StrList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_list)]
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line for the operator."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BusSettings(_Section):
+    """ZeroMQ event bus.
+
+    transport: `ipc` (unix sockets under `runtime_dir`) or `tcp` (`tcp_host`, ports from `tcp_base_port`).
+    sndhwm / rcvhwm: ZeroMQ high-water marks (messages per peer pipe).
+    queue_size: bounded in-process queue between the socket and the handlers.
+    critical_timeout_s: how long a critical event may wait for room before the bus fails loudly.
+    warn_utilization / critical_utilization: queue utilisation that logs WARNING (throttled) / CRITICAL.
+    warn_throttle_s: at most one saturation WARNING per this many seconds.
+    max_frame_bytes: larger inbound frames are counted as malformed and skipped.
+    """
+
+    transport: Literal["ipc", "tcp"] = "ipc"
+    tcp_host: str = "127.0.0.1"
+    tcp_base_port: Port = 5550
+    sndhwm: Annotated[int, Field(ge=1)] = 10_000
+    rcvhwm: Annotated[int, Field(ge=1)] = 10_000
+    queue_size: Annotated[int, Field(ge=1)] = 10_000
+    critical_timeout_s: PositiveFloat = 1.0
+    warn_utilization: Fraction = 0.80
+    critical_utilization: Fraction = 0.95
+    warn_throttle_s: NonNegFloat = 30.0
+    max_frame_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusSettings:
+        if self.warn_utilization >= self.critical_utilization:
+            raise ValueError("bus.warn_utilization must be below bus.critical_utilization")
+        return self
+
+
+class BybitSettings(_Section):
+    """Exchange endpoints and credentials.
+
+    rest_url / ws_public_url / ws_private_url: Bybit v5 base URLs; the defaults are the local simulator.
+    api_key / api_secret: HMAC credentials (never logged).
+    recv_window_ms: X-BAPI-RECV-WINDOW.  timeout_s: per-request timeout; a timeout is an ambiguous outcome.
+    """
+
+    rest_url: str = "http://127.0.0.1:8900"
+    ws_public_url: str = "ws://127.0.0.1:8900/v5/public/linear"
+    ws_private_url: str = "ws://127.0.0.1:8900/v5/private"
+    api_key: SecretStr = SecretStr("hean-sim-key")
+    api_secret: SecretStr = SecretStr("hean-sim-secret")
+    recv_window_ms: Annotated[int, Field(ge=100, le=60_000)] = 5000
+    timeout_s: PositiveFloat = 10.0
+
+
+class MetricsPorts(_Section):
+    """Prometheus /metrics port per process (0 = pick a free port and log it)."""
+
+    sim: Port = 9100
+    feed: Port = 9101
+    executor: Port = 9102
+    reconciler: Port = 9103
+    risk: Port = 9104
+    watchdog: Port = 9105
+    strategy: Port = 9106
+    echo: Port = 9107
+    up: Port = 9108
+
+
+class ExecutorSettings(_Section):
+    """Executor: exactly-once placement and risk gating.
+
+    dedup_window_s: the seed's fingerprint guard window (same symbol/side/size/price).
+    dedup_cleanup_interval_s: how often old fingerprints are purged.
+    soft_brake_factor: size multiplier while the risk state is SOFT_BRAKE.
+    risk_stale_s: no risk state heard for this long = HARD_STOP behaviour (fail closed).
+    resolve_interval_s: how often unresolved (ambiguous) journal rows are re-queried.
+    shutdown_timeout_s: SIGTERM waits this long for in-flight requests.
+    """
+
+    dedup_window_s: PositiveFloat = 5.0
+    dedup_cleanup_interval_s: PositiveFloat = 60.0
+    soft_brake_factor: Fraction = 0.5
+    risk_stale_s: PositiveFloat = 5.0
+    resolve_interval_s: PositiveFloat = 2.0
+    shutdown_timeout_s: PositiveFloat = 10.0
+
+
+class ReconcilerSettings(_Section):
+    """Reconciler: private WS plus REST catch-up.
+
+    interval_s: periodic catch-up.  margin_s: executions are re-read from (last seen - margin).
+    lookback_s: on a fresh ledger, how far back the first catch-up reads.
+    state_republish_s: positions/equity re-published this often for late joiners.
+    mismatch_escalate_after: catch-ups a mismatch may survive before it escalates.
+    """
+
+    interval_s: PositiveFloat = 60.0
+    margin_s: NonNegFloat = 30.0
+    lookback_s: PositiveFloat = 3600.0
+    state_republish_s: PositiveFloat = 1.0
+    mismatch_escalate_after: Annotated[int, Field(ge=1)] = 3
+
+
+class WsSettings(_Section):
+    """WebSocket heartbeat and reconnect policy (the seed's 20 s ping, 5 s x1.5 up to 60 s)."""
+
+    ping_interval_s: PositiveFloat = 20.0
+    stale_after_s: PositiveFloat = 60.0
+    backoff_initial_s: PositiveFloat = 5.0
+    backoff_factor: Annotated[float, Field(ge=1.0, allow_inf_nan=False)] = 1.5
+    backoff_max_s: PositiveFloat = 60.0
+    jitter: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.1
+
+
+class RiskSettings(_Section):
+    """Risk governor (the seed's ladder).
+
+    soft_pct / quarantine_pct / hard_pct: drawdown thresholds in percent.
+    recover_pct: de-escalate to NORMAL below this drawdown, after `cooldown_s` in the current state.
+    profit_mode_factor: above initial capital x this, drawdown is reported as profit erosion.
+    initial_capital: fixed initial capital; empty = the first equity seen (persisted).
+    equity_stale_s: no equity update for this long raises QUARANTINE (EQUITY_STALE).
+    heartbeat_s: the risk state is re-published this often.
+    """
+
+    soft_pct: Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)] = 10.0
+    quarantine_pct: Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)] = 15.0
+    hard_pct: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)] = 20.0
+    recover_pct: NonNegFloat = 5.0
+    profit_mode_factor: Annotated[float, Field(ge=1.0, allow_inf_nan=False)] = 1.05
+    cooldown_s: NonNegFloat = 300.0
+    initial_capital: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None
+    equity_stale_s: PositiveFloat = 30.0
+    heartbeat_s: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _ladder(self) -> RiskSettings:
+        if not self.recover_pct < self.soft_pct < self.quarantine_pct < self.hard_pct:
+            raise ValueError("risk thresholds must satisfy recover_pct < soft_pct < quarantine_pct < hard_pct")
+        return self
+
+
+class WatchdogSettings(_Section):
+    """Position watchdog extras (the seed's own names live at the top level).
+
+    close_attempts_before_escalation: failed closes on one position before its symbol's orders are cancelled.
+    error_backoff_s: pause after an error (the seed's 30 s).
+    include_foreign: also close positions HEAN did not open.
+    """
+
+    close_attempts_before_escalation: Annotated[int, Field(ge=1)] = 3
+    error_backoff_s: PositiveFloat = 30.0
+    include_foreign: bool = True
+
+
+class StrategySettings(_Section):
+    """Strategy runner.
+
+    paths: dotted paths `package.module:Class` of the strategies to host.
+    resend_interval_s: an intent without an outcome is re-sent (same id) this often.
+    max_failures: a strategy that raised this many times is disabled.
+    """
+
+    paths: StrList = ("hean.strategy.examples:RoundTrip",)
+    resend_interval_s: PositiveFloat = 1.0
+    max_failures: Annotated[int, Field(ge=1)] = 5
+
+
+class EchoSettings(_Section):
+    """`hean run echo`: a do-nothing process for testing the shell and the bus.
+
+    sources: publishing services to listen to.  prefixes: topic prefixes to subscribe to.
+    handler_delay_s: sleep in the handler per event (a deliberately slow subscriber).
+    republish: re-publish each received event as `echo.<topic>` (critical).
+    """
+
+    sources: StrList = ()
+    prefixes: StrList = ("",)
+    handler_delay_s: NonNegFloat = 0.0
+    republish: bool = True
+
+
+class HeanSettings(BaseSettings):
+    """Settings for every HEAN process (env prefix `HEAN_`, nested sections with `__`).
+
+    mode: `paper` (simulator) or `live` (Bybit).  dry_run / is_live: the seed's two guards; a real
+    Bybit host needs dry_run=false AND is_live=true, and live mode needs both API credentials.
+    service: the process name (set by `hean run <service>`).  log_level: root log level.
+    data_dir: SQLite files.  runtime_dir: ipc sockets.  metrics_host: where /metrics binds.
+    symbols: traded instruments.  position_monitor_enabled / position_monitor_check_interval /
+    max_hold_seconds: the seed's position monitor settings.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEAN_", env_nested_delimiter="__", frozen=True, extra="forbid", env_file=None
+    )
+
+    mode: Literal["paper", "live"] = "paper"
+    dry_run: bool = True
+    is_live: bool = False
+    service: str = "hean"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    data_dir: Path = Path("/var/lib/hean")
+    runtime_dir: Path = Path("/run/hean")
+    metrics_host: str = "127.0.0.1"
+    metrics_ports: MetricsPorts = MetricsPorts()
+    symbols: StrList = ("BTCUSDT", "ETHUSDT")
+    position_monitor_enabled: bool = True
+    position_monitor_check_interval: PositiveFloat = 10.0
+    max_hold_seconds: PositiveFloat = 3600.0
+    bus: BusSettings = BusSettings()
+    bybit: BybitSettings = BybitSettings()
+    ws: WsSettings = WsSettings()
+    sim: SimSettings = SimSettings()
+    executor: ExecutorSettings = ExecutorSettings()
+    reconciler: ReconcilerSettings = ReconcilerSettings()
+    risk: RiskSettings = RiskSettings()
+    watchdog: WatchdogSettings = WatchdogSettings()
+    strategy: StrategySettings = StrategySettings()
+    echo: EchoSettings = EchoSettings()
+
+    @model_validator(mode="after")
+    def _guards(self) -> HeanSettings:
+        if self.mode == "live" or self.is_live:
+            if self.dry_run:
+                raise ValueError("live trading needs dry_run=false (HEAN_DRY_RUN) as well as is_live=true")
+            if not self.is_live or self.mode != "live":
+                raise ValueError("live trading needs both mode=live (HEAN_MODE) and is_live=true (HEAN_IS_LIVE)")
+            for field in ("api_key", "api_secret"):
+                if not getattr(self.bybit, field).get_secret_value():
+                    raise ValueError(f"live mode needs bybit.{field} (HEAN_BYBIT__{field.upper()})")
+        for sym in self.symbols:
+            if not sym.isalnum() or sym.upper() != sym:
+                raise ValueError(f"symbols: {sym!r} is not an upper-case Bybit symbol like BTCUSDT")
+        return self
+
+    def metrics_port(self, service: str) -> int:
+        """The configured /metrics port of `service` (0 for unknown names)."""
+        return int(getattr(self.metrics_ports, service, 0))
+
+    def secrets(self) -> list[str]:
+        """Secret values the log redactor must never let through."""
+        return [s for s in (self.bybit.api_key.get_secret_value(), self.bybit.api_secret.get_secret_value()) if s]
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    return "HEAN_" + "__".join(p.upper() for p in parts) if parts else "HEAN_*"
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(err.get("loc", ()))
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    name = _env_name(loc) if loc else "settings"
+    value = err.get("input")
+    shown = "" if not loc or isinstance(value, dict) or _looks_secret(loc) else f" (got {value!r})"
+    extra = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{name}: {msg}{shown}{extra}" if loc else f"{msg}{extra}"
+
+
+def _looks_secret(loc: tuple[Any, ...]) -> bool:
+    return any(k in str(p).lower() for p in loc for k in ("secret", "key", "password", "token"))
+
+
+def load_settings(env_file: str | Path | None = None, **overrides: Any) -> HeanSettings:
+    """Build the settings from the environment and an env file, or raise ConfigError.
+
+    `env_file=None` uses `HEAN_ENV_FILE` or `/etc/hean/hean.env` when present; an explicitly named
+    file that does not exist is an error (a typo must not silently run on defaults).
+    """
+    explicit = env_file or os.environ.get("HEAN_ENV_FILE")
+    path = Path(explicit) if explicit else DEFAULT_ENV_FILE
+    if explicit and not path.is_file():
+        raise ConfigError(f"env file {path} does not exist")
+    env_files = (path,) if path.is_file() else ()
+    unknown = _unknown_env_names(os.environ)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: not a HEAN setting (check the spelling)")
+    try:
+        return _build(env_files, overrides)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+    except ValueError as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+
+
+def _unknown_env_names(environ: Any) -> list[str]:
+    """HEAN_* variables that name no setting: a typo must not silently fall back to a default."""
+    unknown = []
+    for key in sorted(environ):
+        if not key.startswith("HEAN_") or key == "HEAN_ENV_FILE":
+            continue
+        model: Any = HeanSettings
+        for part in key[len("HEAN_"):].lower().split("__"):
+            fields = getattr(model, "model_fields", None)
+            if fields is None or part not in fields:
+                unknown.append(key)
+                break
+            model = fields[part].annotation
+    return unknown
+
+
+def _build(env_files: tuple[Path, ...], overrides: dict[str, Any]) -> HeanSettings:
+    # HEAN_ENV_FILE selects the file; it is not itself a setting, and extra="forbid" would reject it.
+    saved = os.environ.pop("HEAN_ENV_FILE", None)
+    try:
+        return HeanSettings(_env_file=env_files or None, **overrides)  # type: ignore[call-arg]
+    finally:
+        if saved is not None:
+            os.environ["HEAN_ENV_FILE"] = saved

@@ -1,0 +1,1 @@
+"""Exchange adapters. Only Bybit v5 (USDT linear perpetuals) for now."""

@@ -1,0 +1,125 @@
+"""The executor's SQLite journal: one row per intent id, written before the request.
+
+The row is committed (WAL, synchronous=FULL) *before* the order request leaves, so a
+crash at any later point leaves evidence that the order may exist; start-up then asks
+the exchange by orderLinkId instead of guessing. Calls are synchronous and short (one
+indexed row); they run on the event loop on purpose, so the commit is ordered strictly
+before the request it protects.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+PENDING = "PENDING"      # written before the request; the order may or may not exist
+UNKNOWN = "UNKNOWN"      # the request's outcome was ambiguous; being resolved by query
+PLACED = "PLACED"
+REJECTED = "REJECTED"
+BLOCKED = "BLOCKED"
+FINAL_STATES = frozenset({PLACED, REJECTED, BLOCKED})
+OPEN_STATES = frozenset({PENDING, UNKNOWN})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS intents (
+    intent_id     TEXT PRIMARY KEY,
+    order_link_id TEXT NOT NULL,
+    symbol        TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    intent_json   BLOB NOT NULL,
+    outcome_json  BLOB,
+    created_ms    INTEGER NOT NULL,
+    updated_ms    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS intents_open ON intents(state) WHERE state IN ('PENDING', 'UNKNOWN');
+CREATE INDEX IF NOT EXISTS intents_link ON intents(order_link_id);
+"""
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    intent_id: str
+    order_link_id: str
+    symbol: str
+    state: str
+    intent: dict[str, Any]
+    outcome: dict[str, Any] | None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Journal:
+    """Intent journal in `<data_dir>/executor.sqlite`."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: the pre-request row must survive power loss, not only a process crash.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @staticmethod
+    def _row(r: tuple[Any, ...]) -> JournalRow:
+        return JournalRow(intent_id=r[0], order_link_id=r[1], symbol=r[2], state=r[3],
+                          intent=orjson.loads(r[4]), outcome=orjson.loads(r[5]) if r[5] else None)
+
+    _COLUMNS = "intent_id, order_link_id, symbol, state, intent_json, outcome_json"
+
+    def get(self, intent_id: str) -> JournalRow | None:
+        r = self._db.execute(f"SELECT {self._COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,)).fetchone()
+        return None if r is None else self._row(r)
+
+    def by_link_id(self, order_link_id: str) -> JournalRow | None:
+        r = self._db.execute(f"SELECT {self._COLUMNS} FROM intents WHERE order_link_id = ?",
+                             (order_link_id,)).fetchone()
+        return None if r is None else self._row(r)
+
+    def open_rows(self) -> list[JournalRow]:
+        """Rows whose outcome is not known yet (PENDING or UNKNOWN), oldest first."""
+        rows = self._db.execute(f"SELECT {self._COLUMNS} FROM intents WHERE state IN ('PENDING', 'UNKNOWN') "
+                                "ORDER BY created_ms").fetchall()
+        return [self._row(r) for r in rows]
+
+    def insert(self, intent_id: str, order_link_id: str, symbol: str, state: str, intent: dict[str, Any],
+               outcome: dict[str, Any] | None = None) -> bool:
+        """Create the row (committed on return); False if the intent id is already journaled."""
+        now = _now_ms()
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO intents (intent_id, order_link_id, symbol, state, intent_json, outcome_json,"
+            " created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (intent_id, order_link_id, symbol, state, orjson.dumps(intent),
+             orjson.dumps(outcome) if outcome is not None else None, now, now))
+        return cur.rowcount == 1
+
+    def update(self, intent_id: str, state: str, *, outcome: dict[str, Any] | None = None,
+               intent: dict[str, Any] | None = None) -> None:
+        """Move a row to `state`, storing the outcome to re-publish on re-delivery."""
+        sets = ["state = ?", "updated_ms = ?"]
+        args: list[Any] = [state, _now_ms()]
+        if outcome is not None:
+            sets.append("outcome_json = ?")
+            args.append(orjson.dumps(outcome))
+        if intent is not None:
+            sets.append("intent_json = ?")
+            args.append(orjson.dumps(intent))
+        args.append(intent_id)
+        self._db.execute(f"UPDATE intents SET {', '.join(sets)} WHERE intent_id = ?", args)
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT state, COUNT(*) FROM intents GROUP BY state").fetchall())

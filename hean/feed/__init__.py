@@ -1,0 +1,1 @@
+"""The feed process: Bybit public WS -> lossy `tick.*` events."""

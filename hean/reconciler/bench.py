@@ -1,0 +1,140 @@
+"""`hean bench reconciler`: catch-up speed and feed latency, in one process against the simulator.
+
+1. Reconnect -> all N missed fills published, N = 100 and 1,000: the private WS is dropped, N fills
+   happen while it is down, and the clock runs from the moment the WS is connected again until the
+   N-th fill is received by a bus subscriber (REST catch-up, paging, ledger, publish).
+2. Feed: WS frame in -> tick published, p50/p99, from each tick's `recv_ts_ns` to its envelope `ts_ns`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from hean.bus import BusStats, Event, Subscriber
+from hean.config import BybitSettings, HeanSettings, MetricsPorts, ReconcilerSettings, WsSettings
+from hean.feed.service import FeedService
+from hean.lifecycle import Service
+from hean.reconciler.service import ReconcilerService
+from hean.sim.server import SimServer
+from hean.sim.settings import SimSettings
+from hean.sim.validate import OrderRequest
+
+FILL_COUNTS = (100, 1000)
+FEED_TICKS = 2000
+
+
+def _settings(tmp: Path, sim: SimServer) -> HeanSettings:
+    return HeanSettings(
+        data_dir=tmp / "data", runtime_dir=tmp / "run", log_level="WARNING", symbols=("BTCUSDT", "ETHUSDT"),
+        metrics_ports=MetricsPorts(**{k: 0 for k in MetricsPorts.model_fields}),
+        bybit=BybitSettings(rest_url=sim.rest_url, ws_public_url=sim.ws_public_url, ws_private_url=sim.ws_private_url),
+        ws=WsSettings(backoff_initial_s=1.0, jitter=0), reconciler=ReconcilerSettings(interval_s=3600))
+
+
+async def _until(cond: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"benchmark timed out waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
+def _fills(sim: SimServer, n: int, tag: str) -> None:
+    inst = sim.exchange.instruments["BTCUSDT"]
+    for i in range(n):
+        sim.exchange.place_order(OrderRequest(
+            symbol="BTCUSDT", side="Buy" if i % 2 == 0 else "Sell", order_type="Market", qty=inst.min_qty,
+            price=None, time_in_force="IOC", order_link_id=f"h-{tag}-{i}", reduce_only=False, close_on_trigger=False))
+
+
+class _Listener:
+    def __init__(self, settings: HeanSettings, source: str, prefix: str) -> None:
+        self.events: list[tuple[float, Event]] = []
+        self.sub = Subscriber(settings.bus, settings.runtime_dir, BusStats()).connect(source).on(prefix, self._got)
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(self.sub.run(self.stop))
+
+    async def _got(self, ev: Event) -> None:
+        self.events.append((time.monotonic(), ev))
+
+    async def close(self) -> None:
+        self.stop.set()
+        await self.task
+        self.sub.close()
+
+
+async def _serve(service: Service) -> asyncio.Task[int]:
+    task = asyncio.create_task(service.serve())
+    await _until(lambda: service.is_ready, 30, f"{service.name} ready")
+    return task
+
+
+async def _reconnect_bench(sim: SimServer, settings: HeanSettings) -> dict[str, float]:
+    service = ReconcilerService(settings, CollectorRegistry())
+    listener = _Listener(settings, "reconciler", "fill.")
+    task = await _serve(service)
+    results: dict[str, float] = {}
+    try:
+        await _until(lambda: not service.reconciling and service.ws is not None and service.ws.connected.is_set(),
+                     30, "start-up catch-up")
+        for n in FILL_COUNTS:
+            seen, conns = len(listener.events), service.connections
+            await sim.drop_ws("private")
+            _fills(sim, n, f"b{n}")
+            await _until(lambda: service.connections > conns, 30, "private WS reconnect")
+            assert service.last_connected_at is not None
+            await _until(lambda: len(listener.events) >= seen + n, 120, f"{n} fills published")
+            results[f"reconnect_to_{n}_fills_published_s"] = round(listener.events[-1][0] - service.last_connected_at, 4)
+    finally:
+        service.should_exit.set()
+        await task
+        await listener.close()
+    return results
+
+
+async def _feed_bench(sim: SimServer, settings: HeanSettings) -> dict[str, float]:
+    service = FeedService(settings, CollectorRegistry())
+    listener = _Listener(settings, "feed", "tick.")
+    task = await _serve(service)
+    try:
+        await _until(lambda: len(listener.events) >= FEED_TICKS, 60, f"{FEED_TICKS} ticks")
+    finally:
+        service.should_exit.set()
+        await task
+        await listener.close()
+    lat = sorted((ev.ts_ns - ev.data["recv_ts_ns"]) / 1000 for _, ev in listener.events)
+    return {"feed_ticks": len(lat), "feed_frame_to_publish_p50_us": round(lat[len(lat) // 2], 1),
+            "feed_frame_to_publish_p99_us": round(lat[int(len(lat) * 0.99) - 1], 1)}
+
+
+async def run(json_out: bool) -> dict[str, Any]:
+    """Run both benchmarks (well under 60 s) and return the figures; print them too."""
+    sim = SimServer(SimSettings(rate_limit_scale=1000.0, tick_interval_s=0.005, volatility=0.001,
+                                initial_balance=Decimal("10000000")))
+    await sim.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="hean-bench-") as tmp:
+            settings = _settings(Path(tmp), sim)
+            results: dict[str, Any] = {}
+            results.update(await _reconnect_bench(sim, settings))
+            results.update(await _feed_bench(sim, settings))
+    finally:
+        await sim.stop()
+    if json_out:
+        print(json.dumps(results))
+    else:
+        for key, value in results.items():
+            print(f"{key:40s} {value}")
+    return results
+
+
+if __name__ == "__main__":
+    asyncio.run(run(json_out=False))

@@ -1,0 +1,41 @@
+"""Prometheus metrics of the reconciler (registered per registry so tests can run several)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class ReconcilerMetrics:
+    """hean_reconciler_*: see the module docstring of hean.reconciler.service for meanings."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.catchups = Counter("hean_reconciler_catchups_total", "REST catch-ups started, by trigger",
+                                ["trigger"], registry=registry)
+        self.catchup_failures = Counter("hean_reconciler_catchup_failures_total",
+                                        "Catch-ups that could not finish (exchange unavailable)", ["trigger"],
+                                        registry=registry)
+        self.fills = Counter("hean_reconciler_fills_total", "Fills published, by where they were first seen",
+                             ["source"], registry=registry)
+        self.executions = Counter("hean_reconciler_executions_total", "New executions recorded, by execType",
+                                  ["exec_type"], registry=registry)
+        self.last_duration = Gauge("hean_reconciler_last_catchup_duration_seconds",
+                                   "Duration of the last successful catch-up", registry=registry)
+        self.last_success = Gauge("hean_reconciler_last_success_timestamp_seconds",
+                                  "Unix time of the last successful catch-up (0 = none yet)", registry=registry)
+        self.since_success = Gauge("hean_reconciler_seconds_since_last_success",
+                                   "Seconds since the last successful catch-up (-1 = none yet)", registry=registry)
+        self.since_success.set_function(
+            lambda: time.time() - self.last_success._value.get() if self.last_success._value.get() else -1.0)
+        self.reconciling = Gauge("hean_reconciler_reconciling", "1 while a gap catch-up is in progress",
+                                 registry=registry)
+        self.mismatches = Gauge("hean_reconciler_mismatches",
+                                "Symbols whose position the ledger cannot explain right now", registry=registry)
+        self.foreign = Counter("hean_reconciler_foreign_total", "Orders/positions not created by HEAN, flagged",
+                               ["kind"], registry=registry)
+        self.alerts = Counter("hean_reconciler_alerts_total", "Escalated reconciliation alerts, by kind",
+                              ["kind"], registry=registry)
+        self.republished = Counter("hean_reconciler_replayed_total",
+                                   "Fills published at start-up that an earlier run recorded but never marked",
+                                   registry=registry)

@@ -1,0 +1,287 @@
+"""`hean run reconciler`: the account as the exchange sees it, on the bus, with no fill missed or doubled.
+
+Inputs: the private WS (order, execution, position, wallet) and REST catch-ups (open orders,
+executions since the last one seen minus `margin_s`, positions, wallet) on start, on every WS
+(re)connect, every `reconciler.interval_s`, on a sequence gap in the executor's `order.*` stream,
+and on doubt (an order whose cumExecQty the ledger cannot account for). Every execution goes into
+the SQLite ledger (`<data_dir>/reconciler.sqlite`) keyed by execId; only `Trade` rows are published
+as fills, each once (see hean.reconciler.ledger for the exact guarantee across kill -9).
+
+While a catch-up triggered by a gap (start, reconnect, bus gap, doubt) runs, `reconcile.status`
+says reconciling=true (the executor then sends only reduce-only orders); periodic catch-ups do not.
+
+Metrics (hean_reconciler_*): catchups_total{trigger}, catchup_failures_total{trigger},
+fills_total{source=ws|rest}, executions_total{exec_type}, last_catchup_duration_seconds,
+last_success_timestamp_seconds, seconds_since_last_success, reconciling, mismatches,
+foreign_total{kind=order|position}, alerts_total{kind}, replayed_total. WS reconnects:
+hean_ws_reconnects_total{name="private"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from hean import topics
+from hean.bus.envelope import Event
+from hean.config import HeanSettings
+from hean.exchange.bybit import BybitRestClient, BybitWebSocket, ExchangeUnavailable
+from hean.exchange.connect import rest_client, websocket
+from hean.ids import is_hean_link_id
+from hean.lifecycle import Service
+from hean.reconciler.catchup import CatchupMixin
+from hean.reconciler.diff import ForeignSeen, MismatchTracker, is_fill
+from hean.reconciler.events import equity_event, fill_event, flat_position, order_event, position_event
+from hean.reconciler.ledger import Ledger
+from hean.reconciler.metrics import ReconcilerMetrics
+
+log = logging.getLogger("hean.reconciler")
+ET = topics.EventType
+PRIVATE_TOPICS = ["order", "execution", "position", "wallet"]
+LISTENER_WAIT_S = 3.0     # at start, hold fills this long for a first subscriber (PUB drops with none)
+DOUBT_DELAY_S = 1.0       # an order update may overtake its execution message; look again after this
+RETRY_S = 2.0             # a failed catch-up is retried this soon (capped by interval_s)
+CLOCK_WATCH_S = 0.1
+CLOCK_RESYNC_S = 1.0
+GAP_TRIGGERS = frozenset({"start", "reconnect", "bus_gap", "doubt"})
+
+
+class ReconcilerService(CatchupMixin, Service):
+    name = "reconciler"
+
+    def __init__(self, settings: HeanSettings, registry: CollectorRegistry = REGISTRY) -> None:
+        super().__init__(settings, registry)
+        self.cfg = settings.reconciler
+        self.m = ReconcilerMetrics(registry)
+        self.ledger: Ledger | None = None
+        self.client: BybitRestClient | None = None
+        self.ws: BybitWebSocket | None = None
+        self._ws_stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._triggers: list[str] = []
+        self._inflight: set[str] = set()
+        self._doubts: set[str] = set()
+        self.positions: dict[str, dict[str, Any]] = {}
+        self.foreign_positions: set[str] = set()
+        self.equity: dict[str, Any] | None = None
+        self.reconciling = True
+        self.status_trigger = "start"
+        self.last_success_ms: int | None = None
+        self.tracker = MismatchTracker(self.cfg.mismatch_escalate_after)
+        self.foreign_seen = ForeignSeen()
+        self.connections = 0
+        self.last_connected_at: float | None = None   # monotonic; read by the benchmark
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def startup(self) -> None:
+        self.ledger = Ledger(self.settings.data_dir / "reconciler.sqlite")
+        self.client = rest_client(self.settings, self.registry)
+        await self.client.start()
+        self.make_publisher()
+        self.make_subscriber().connect("executor").on(topics.order(""), self._on_executor_order)
+        self.ws = websocket(self.settings, private=True, topics=PRIVATE_TOPICS, on_message=self._on_ws,
+                            on_connected=self._on_ws_connected, name="private", registry=self.registry,
+                            clock_ms=self.client.server_time_ms)
+        self.m.reconciling.set(1)
+        log.info("reconciler ledger open", extra={"path": str(self.ledger.path), "executions": self.ledger.count(),
+                                                  "pending": len(self.ledger.pending())})
+
+    async def main_loop(self) -> None:
+        await self._await_listener()
+        await self.publish_pending(replay=True)
+        self.request("start")
+        assert self.ws is not None
+        self.spawn(self.ws.run(self._ws_stop), "private_ws")
+        self.spawn(self._republish_loop(), "state_republish")
+        self.spawn(self._periodic_loop(), "periodic_catchup")
+        self.spawn(self._clock_watch(), "clock_watch")
+        await self._catchup_loop()
+
+    async def shutdown(self) -> None:
+        self._ws_stop.set()
+        if self.client is not None:
+            await self.client.close()
+        if self.ledger is not None:
+            self.ledger.close()
+
+    async def _await_listener(self) -> None:
+        """PUB/SUB drops what is sent before anyone subscribed: give a restarting peer a moment."""
+        deadline = time.monotonic() + LISTENER_WAIT_S
+        while self.stats.subscribers["critical"] == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    # --- triggers ---------------------------------------------------------------------------
+    def request(self, trigger: str) -> None:
+        """Ask for a catch-up; requests made while one runs are merged into the next."""
+        self._triggers.append(trigger)
+        self._wake.set()
+
+    def on_bus_gap(self, event: Event, lost: int) -> None:
+        log.warning("bus gap on an inbound stream: catching up", extra={"source": event.source,
+                                                                       "topic": event.topic, "lost": lost})
+        self.request("bus_gap")
+
+    async def _on_ws_connected(self) -> None:
+        self.connections += 1
+        self.last_connected_at = time.monotonic()
+        if self.connections > 1:
+            self.request("reconnect")
+
+    async def _clock_watch(self) -> None:
+        """While the WS is down, keep the exchange clock offset fresh: WS auth `expires` depends on it."""
+        assert self.client is not None and self.ws is not None
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(CLOCK_WATCH_S)
+            if not self.ws.connected.is_set() and time.monotonic() - last >= CLOCK_RESYNC_S:
+                last = time.monotonic()
+                with contextlib.suppress(ExchangeUnavailable):
+                    await self.client.sync_time()
+
+    async def _periodic_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.interval_s)
+            self.request("periodic")
+
+    async def _catchup_loop(self) -> None:
+        while not self.should_exit.is_set():
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(self.should_exit.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for f in (waiter, stopper):
+                f.cancel()
+            if self.should_exit.is_set():
+                return
+            self._wake.clear()
+            pending, self._triggers = self._triggers, []
+            gaps = [t for t in pending if t in GAP_TRIGGERS]
+            trigger = gaps[0] if gaps else (pending[0] if pending else "periodic")
+            if not await self.catchup(trigger, gap=bool(gaps)):
+                self._later(min(RETRY_S, self.cfg.interval_s), trigger)
+            elif self.tracker.pending():
+                self._later(min(RETRY_S, self.cfg.interval_s), "mismatch")
+
+    def _later(self, delay: float, trigger: str) -> None:
+        asyncio.get_running_loop().call_later(delay, self.request, trigger)
+
+    # --- publishing -------------------------------------------------------------------------
+    async def publish_fill(self, row: dict[str, Any], source: str) -> None:
+        """Publish one recorded Trade row, then mark it; a row already on its way is skipped."""
+        assert self.ledger is not None
+        exec_id = str(row["execId"])
+        if exec_id in self._inflight:
+            return
+        self._inflight.add(exec_id)
+        try:
+            await self.publish(topics.fill(str(row.get("symbol"))), ET.ORDER_FILLED.value, fill_event(row, source))
+            self.ledger.mark_published([exec_id])
+            self.m.fills.labels(source).inc()
+        finally:
+            self._inflight.discard(exec_id)
+
+    async def publish_pending(self, *, replay: bool = False) -> None:
+        """Publish rows recorded but never marked (kill -9 after insert, or a failed publish)."""
+        assert self.ledger is not None
+        for row, source in self.ledger.pending():
+            if str(row.get("execId")) in self._inflight:
+                continue
+            await self.publish_fill(row, source)
+            if replay:
+                self.m.republished.inc()
+
+    async def record(self, rows: list[dict[str, Any]], source: str) -> None:
+        assert self.ledger is not None
+        for row in self.ledger.insert_many(rows, source):
+            self.m.executions.labels(str(row.get("execType"))).inc()
+            if is_fill(row):
+                await self.publish_fill(row, source)
+
+    async def publish_status(self) -> None:
+        await self.publish(topics.reconcile("status"), ET.RECONCILE_STATUS.value,
+                           {"reconciling": self.reconciling, "trigger": self.status_trigger,
+                            "last_success_ms": self.last_success_ms})
+
+    async def set_reconciling(self, value: bool, trigger: str) -> None:
+        self.reconciling, self.status_trigger = value, trigger
+        self.m.reconciling.set(1 if value else 0)
+        await self.publish_status()
+
+    async def publish_position(self, data: dict[str, Any]) -> None:
+        self.positions[data["symbol"]] = data
+        await self.publish(topics.position(data["symbol"]), ET.POSITION_UPDATE.value, data)
+
+    async def publish_equity(self, account: dict[str, Any]) -> None:
+        assert self.client is not None
+        self.equity = equity_event(account, self.client.server_time_ms())
+        await self.publish(topics.equity(), ET.EQUITY_UPDATE.value, self.equity)
+
+    async def _republish_loop(self) -> None:
+        """State-like topics again and again, so a restarted peer learns them within a period."""
+        while True:
+            await asyncio.sleep(self.cfg.state_republish_s)
+            for symbol in sorted(set(self.settings.symbols) | set(self.positions)):
+                await self.publish(topics.position(symbol), ET.POSITION_UPDATE.value,
+                                   self.positions.get(symbol) or flat_position(symbol))
+            if self.equity is not None:
+                await self.publish(topics.equity(), ET.EQUITY_UPDATE.value, self.equity)
+            await self.publish_status()
+
+    # --- inbound ----------------------------------------------------------------------------
+    async def _on_ws(self, msg: dict[str, Any]) -> None:
+        kind = str(msg.get("topic", "")).split(".")[0]
+        items = msg.get("data")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            log.warning("private ws message without a data list skipped", extra={"topic": msg.get("topic")})
+            self.request("doubt")
+            return
+        if kind == "execution":
+            await self.record(items, "ws")
+        elif kind == "order":
+            for row in items:
+                await self.order_seen(row)
+        elif kind == "position":
+            for row in items:
+                symbol = str(row.get("symbol") or "")
+                await self.publish_position(position_event(row, symbol in self.foreign_positions))
+        elif kind == "wallet":
+            for account in items:
+                await self.publish_equity(account)
+
+    async def order_seen(self, row: dict[str, Any]) -> None:
+        """Publish the order's state; flag it if HEAN did not create it; doubt unexplained fills."""
+        data = order_event(row)
+        await self.publish(topics.order("update"), ET.ORDER_UPDATE.value, data)
+        if not is_hean_link_id(data["order_link_id"]) and data["order_id"]:
+            await self.flag_foreign("order", data["order_id"], data)
+        cum = Decimal(data["cum_exec_qty"])
+        if cum > 0 and data["order_id"] not in self._doubts:
+            self._doubts.add(data["order_id"])
+            asyncio.get_running_loop().call_later(DOUBT_DELAY_S, self._check_doubt, data["order_id"], cum)
+
+    def _check_doubt(self, order_id: str, cum: Decimal) -> None:
+        self._doubts.discard(order_id)
+        if self.ledger is not None and not self.should_exit.is_set() and self.ledger.exec_qty_for_order(order_id) < cum:
+            log.warning("order filled more than the ledger knows: catching up",
+                        extra={"order_id": order_id, "cum_exec_qty": str(cum)})
+            self.request("doubt")
+
+    async def flag_foreign(self, kind: str, key: str, detail: dict[str, Any]) -> None:
+        if not self.foreign_seen.first_time(kind, key):
+            return
+        self.m.foreign.labels(kind).inc()
+        log.warning("activity HEAN did not create", extra={"kind": kind, "key": key})
+        await self.publish(topics.reconcile("foreign"), ET.FOREIGN_ACTIVITY.value, {"kind": kind, **detail})
+
+    async def _on_executor_order(self, ev: Event) -> None:
+        """Listened to for its sequence (a gap triggers a catch-up); a placed order is a hint to look."""
+        if ev.type == ET.ORDER_PLACED.value and self.ws is not None and not self.ws.connected.is_set():
+            self.request("doubt")
+
+
+__all__ = ["ExchangeUnavailable", "ReconcilerService"]

@@ -1,0 +1,11 @@
+"""Risk governor: pure state machine (`core`); the process shell lives elsewhere."""
+
+from hean.risk.core import (
+    InvalidEquity,
+    RiskGovernorCore,
+    RiskState,
+    RiskThresholds,
+    RiskTransition,
+)
+
+__all__ = ["InvalidEquity", "RiskGovernorCore", "RiskState", "RiskThresholds", "RiskTransition"]

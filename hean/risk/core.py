@@ -1,0 +1,377 @@
+"""Pure risk-governor state machine (seed fix #4), with no I/O and no clock.
+
+Why pure: the `hean run risk` shell owns SQLite, the bus and the clock; this
+module only decides. Every input carries its own time (`now`, unix seconds),
+so the same sequence of calls always yields the same states, and tests can
+replay equity paths as tables.
+
+Ladder (thresholds configurable, defaults in brackets): drawdown >= soft
+[10 %] -> SOFT_BRAKE, >= quarantine [15 %] -> QUARANTINE, >= hard [20 %] ->
+HARD_STOP. Drawdown is measured from INITIAL capital, never from a daily high:
+``drawdown % = (initial - equity) / initial * 100`` (negative while in gain).
+
+Escalation is immediate and only upward; a level may be skipped (5 % -> 21 %
+goes straight to HARD_STOP). A milder reading never lowers the state. The only
+automatic way down is straight to NORMAL, when drawdown < recover [5 %] AND the
+current state has lasted >= cooldown_s [300 s]. HARD_STOP latches: only the
+operator's ``reset`` leaves it. Stale equity raises to QUARANTINE
+(``EQUITY_STALE``) and external requests (e.g. the watchdog's
+``WATCHDOG_CLOSE_FAILED``) can only raise.
+
+Profit mode, and how it differs from the seed: the seed enters "profit mode"
+when the *current* equity is above initial x 1.05 and then checks drawdown
+from initial capital -- but in that branch equity > initial, so the drawdown is
+negative and the PROFIT_ERODED_* codes can never fire. Here profit mode is a
+tracked fact about the account: it is on once the PEAK equity has exceeded
+initial x profit_mode_factor (strictly greater), and stays on until the capital
+is re-based. The drawdown rule and thresholds are identical in both modes
+(still measured from initial capital, so gains are never "taxed" by a
+trailing stop); what changes is the report: a later fall is emitted with
+PROFIT_ERODED_{SOFT,QUARANTINE,HARD} and metric ``drawdown_from_initial``,
+meaning "the account had banked over 5 % profit and has now given it all back
+plus N % of its starting capital". Without profit mode the codes are
+MAX_DRAWDOWN_{SOFT,QUARANTINE,HARD} with metric ``drawdown_pct``.
+
+Money is Decimal inside; floats appear only in emitted event values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Any
+
+__all__ = ["InvalidEquity", "RiskGovernorCore", "RiskState", "RiskThresholds", "RiskTransition"]
+
+_LEVELS = {"NORMAL": 0, "SOFT_BRAKE": 1, "QUARANTINE": 2, "HARD_STOP": 3}
+
+
+class RiskState(str, Enum):
+    """Risk ladder; `level` orders states so "only upward" is a comparison."""
+
+    NORMAL = "NORMAL"
+    SOFT_BRAKE = "SOFT_BRAKE"
+    QUARANTINE = "QUARANTINE"
+    HARD_STOP = "HARD_STOP"
+
+    @property
+    def level(self) -> int:
+        return _LEVELS[self.value]
+
+
+class InvalidEquity(ValueError):
+    """Equity or capital that must not move the state machine (NaN, inf, < 0, ...)."""
+
+
+def _finite_number(name: str, value: Any) -> float:
+    """Validate a config/time number; bools are rejected because True == 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__}")
+    as_float = float(value)
+    if not math.isfinite(as_float):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return as_float
+
+
+def _to_decimal(value: Any, what: str) -> Decimal:
+    """Convert an equity-like number to Decimal or raise InvalidEquity.
+
+    Floats go through repr (shortest round-trip text) so 899.9 means 899.9,
+    not its binary expansion.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise InvalidEquity(f"{what} must be a number, got {type(value).__name__}")
+    try:
+        dec = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, ValueError) as exc:
+        raise InvalidEquity(f"{what} is not a number: {value!r}") from exc
+    if not dec.is_finite():
+        raise InvalidEquity(f"{what} must be finite, got {value!r}")
+    if dec < 0:
+        raise InvalidEquity(f"{what} must not be negative, got {value!r}")
+    return dec
+
+
+def _capital(value: Any) -> Decimal:
+    dec = _to_decimal(value, "initial capital")
+    if dec <= 0:
+        raise InvalidEquity(f"initial capital must be > 0, got {value!r}")
+    return dec
+
+
+@dataclass(frozen=True)
+class RiskThresholds:
+    """Percent thresholds of the ladder; validated so a typo cannot invert it."""
+
+    soft_pct: float = 10.0
+    quarantine_pct: float = 15.0
+    hard_pct: float = 20.0
+    recover_pct: float = 5.0
+    profit_mode_factor: float = 1.05
+    cooldown_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            _finite_number(name, getattr(self, name))
+        if not self.soft_pct > 0:
+            raise ValueError(f"soft_pct must be > 0, got {self.soft_pct}")
+        if not self.quarantine_pct > self.soft_pct:
+            raise ValueError("quarantine_pct must be > soft_pct")
+        if not self.hard_pct > self.quarantine_pct:
+            raise ValueError("hard_pct must be > quarantine_pct")
+        if not self.hard_pct <= 100:
+            raise ValueError(f"hard_pct must be <= 100, got {self.hard_pct}")
+        if not 0 <= self.recover_pct < self.soft_pct:
+            raise ValueError("recover_pct must be >= 0 and < soft_pct")
+        if not self.profit_mode_factor >= 1:
+            raise ValueError("profit_mode_factor must be >= 1")
+        if not self.cooldown_s >= 0:
+            raise ValueError("cooldown_s must be >= 0")
+
+    def pct(self, name: str) -> Decimal:
+        """Threshold as Decimal, for exact comparisons against drawdown."""
+        return Decimal(repr(float(getattr(self, name))))
+
+
+@dataclass(frozen=True)
+class RiskTransition:
+    """One state change, carrying everything the shell logs, publishes and stores."""
+
+    from_state: RiskState
+    to_state: RiskState
+    reason_codes: tuple[str, ...]
+    metric: str
+    value: float
+    threshold: float
+    at: float
+    operator: str | None = None
+
+    def to_event(self) -> dict[str, Any]:
+        """JSON-safe payload: the seed's fields plus from/to/at."""
+        event: dict[str, Any] = {
+            "from_state": self.from_state.value,
+            "to_state": self.to_state.value,
+            "reason_codes": list(self.reason_codes),
+            "metric": self.metric,
+            "value": self.value,
+            "threshold": self.threshold,
+            "at": self.at,
+        }
+        if self.operator is not None:
+            event["operator"] = self.operator
+        return event
+
+
+_LADDER = (
+    (RiskState.HARD_STOP, "hard_pct", "HARD"),
+    (RiskState.QUARANTINE, "quarantine_pct", "QUARANTINE"),
+    (RiskState.SOFT_BRAKE, "soft_pct", "SOFT"),
+)
+
+
+class RiskGovernorCore:
+    """Deterministic risk ladder; persist `snapshot()` after every change."""
+
+    def __init__(
+        self,
+        thresholds: RiskThresholds | None = None,
+        *,
+        state: RiskState = RiskState.NORMAL,
+        state_since: float = 0.0,
+        initial_capital: Decimal | int | float | None = None,
+        peak_equity: Decimal | int | float | None = None,
+    ) -> None:
+        self._thresholds = thresholds or RiskThresholds()
+        self._state = RiskState(state)
+        self._state_since = _finite_number("state_since", state_since)
+        self._initial: Decimal | None = None if initial_capital is None else _capital(initial_capital)
+        self._peak: Decimal | None = None if peak_equity is None else _to_decimal(peak_equity, "peak equity")
+        self._equity: Decimal | None = None
+
+    # ---- persistence -------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-safe state; money as strings so no precision is lost in storage."""
+        return {
+            "state": self._state.value,
+            "state_since": self._state_since,
+            "initial_capital": None if self._initial is None else str(self._initial),
+            "peak_equity": None if self._peak is None else str(self._peak),
+        }
+
+    @classmethod
+    def from_snapshot(
+        cls, thresholds: RiskThresholds | None, snapshot: Mapping[str, Any]
+    ) -> RiskGovernorCore:
+        """Rebuild from `snapshot()`; a malformed snapshot raises ValueError (fail loudly)."""
+
+        def money(key: str) -> Decimal | None:
+            raw = snapshot.get(key)
+            if raw is None:
+                return None
+            if not isinstance(raw, str):
+                raise ValueError(f"snapshot {key} must be a decimal string or null")
+            try:
+                return Decimal(raw)
+            except InvalidOperation as exc:
+                raise ValueError(f"snapshot {key} is not a decimal: {raw!r}") from exc
+
+        try:
+            state = RiskState(snapshot["state"])
+            since = snapshot["state_since"]
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"bad risk snapshot: {exc}") from exc
+        return cls(thresholds, state=state, state_since=since,
+                   initial_capital=money("initial_capital"), peak_equity=money("peak_equity"))
+
+    # ---- read-only view ----------------------------------------------
+    @property
+    def thresholds(self) -> RiskThresholds:
+        return self._thresholds
+
+    @property
+    def state(self) -> RiskState:
+        return self._state
+
+    @property
+    def state_since(self) -> float:
+        """Unix seconds of the last transition; the cool-down counts from here."""
+        return self._state_since
+
+    @property
+    def equity(self) -> Decimal | None:
+        """Last accepted equity in this process (not persisted: after a restart it is stale)."""
+        return self._equity
+
+    @property
+    def initial_capital(self) -> Decimal | None:
+        return self._initial
+
+    @property
+    def peak_equity(self) -> Decimal | None:
+        return self._peak
+
+    @property
+    def profit_mode(self) -> bool:
+        """True once the peak has exceeded initial x factor; latched until re-base."""
+        if self._initial is None or self._peak is None:
+            return False
+        return self._peak > self._initial * self._thresholds.pct("profit_mode_factor")
+
+    @property
+    def drawdown_pct(self) -> float:
+        """Drawdown from initial capital in percent; negative in gain, 0.0 when unknown."""
+        if self._initial is None or self._equity is None:
+            return 0.0
+        return float(self._drawdown(self._equity, self._initial))
+
+    # ---- inputs ------------------------------------------------------
+    def on_equity(self, equity: Decimal | int | float, now: float) -> RiskTransition | None:
+        """Feed one equity reading; returns the transition it caused, if any."""
+        at = _finite_number("now", now)
+        value = _to_decimal(equity, "equity")
+        initial = self._initial if self._initial is not None else _capital(equity)
+        # Validation done: mutate from here on.
+        self._initial = initial
+        self._equity = value
+        self._peak = value if self._peak is None else max(self._peak, value)
+        drawdown = self._drawdown(value, initial)
+        profit = self.profit_mode
+        metric = "drawdown_from_initial" if profit else "drawdown_pct"
+        prefix = "PROFIT_ERODED" if profit else "MAX_DRAWDOWN"
+
+        for target, threshold_name, suffix in _LADDER:
+            limit = self._thresholds.pct(threshold_name)
+            if drawdown >= limit:
+                if target.level <= self._state.level:
+                    return None
+                return self._move(target, (f"{prefix}_{suffix}",), metric, drawdown, limit, at)
+
+        recover = self._thresholds.pct("recover_pct")
+        if (
+            self._state not in (RiskState.NORMAL, RiskState.HARD_STOP)
+            and drawdown < recover
+            and at - self._state_since >= self._thresholds.cooldown_s
+        ):
+            return self._move(RiskState.NORMAL, ("DRAWDOWN_RECOVERED",), metric, drawdown, recover, at)
+        return None
+
+    def on_equity_stale(
+        self, now: float, *, age_s: float = 0.0, max_age_s: float = 0.0
+    ) -> RiskTransition | None:
+        """No fresh equity: raise to QUARANTINE. `age_s`/`max_age_s` only fill the event."""
+        at = _finite_number("now", now)
+        age = _finite_number("age_s", age_s)
+        limit = _finite_number("max_age_s", max_age_s)
+        if self._state.level >= RiskState.QUARANTINE.level:
+            return None
+        return self._move(RiskState.QUARANTINE, ("EQUITY_STALE",), "equity_age_s", age, limit, at)
+
+    def on_external(self, requested: RiskState, reason: str, now: float) -> RiskTransition | None:
+        """Another component asks for a stricter state; milder requests are ignored."""
+        at = _finite_number("now", now)
+        target = RiskState(requested)
+        if not isinstance(reason, str) or not reason:
+            raise ValueError("external reason must be a non-empty string")
+        if target.level <= self._state.level:
+            return None
+        level = float(target.level)
+        return self._move(target, (reason,), "external_request", level, level, at)
+
+    def reset(
+        self,
+        now: float,
+        operator: str,
+        new_initial_capital: Decimal | int | float | None = None,
+    ) -> RiskTransition | None:
+        """Operator reset to NORMAL (the only exit from HARD_STOP), optionally re-basing capital.
+
+        Without a re-base the next equity reading is still judged against the old
+        capital (and old peak), so a deep drawdown escalates again at once.
+        Returns None only when nothing changed (already NORMAL, no re-base).
+        """
+        at = _finite_number("now", now)
+        if not isinstance(operator, str) or not operator:
+            raise ValueError("operator must be a non-empty string")
+        capital = None if new_initial_capital is None else _capital(new_initial_capital)
+        if capital is None and self._state is RiskState.NORMAL:
+            return None
+        codes: tuple[str, ...] = ("OPERATOR_RESET",)
+        if capital is not None:
+            codes += ("CAPITAL_REBASED",)
+            self._initial = capital
+            # The old peak belonged to the old base; tracking restarts with the next reading.
+            self._peak = None
+        # The event reports the base now in force (persisted, so identical after a restart).
+        base = 0.0 if self._initial is None else float(self._initial)
+        transition = self._move(RiskState.NORMAL, codes, "initial_capital", base, 0.0, at)
+        return replace(transition, operator=operator)
+
+    # ---- helpers -----------------------------------------------------
+    @staticmethod
+    def _drawdown(equity: Decimal, initial: Decimal) -> Decimal:
+        return (initial - equity) / initial * 100
+
+    def _move(
+        self,
+        target: RiskState,
+        codes: tuple[str, ...],
+        metric: str,
+        value: Decimal | float,
+        threshold: Decimal | float,
+        at: float,
+    ) -> RiskTransition:
+        transition = RiskTransition(
+            from_state=self._state,
+            to_state=target,
+            reason_codes=codes,
+            metric=metric,
+            value=float(value),
+            threshold=float(threshold),
+            at=at,
+        )
+        self._state = target
+        self._state_since = at
+        return transition

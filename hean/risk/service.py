@@ -1,0 +1,270 @@
+"""`hean run risk`: the risk governor process (seed fix #4) around the pure `RiskGovernorCore`.
+
+Inputs: `account.equity` from the reconciler, `risk.request` from the watchdog,
+`risk.reset` from the operator CLI (`ctl`). Output: `risk.state` at once on
+every transition (with `transition`) and every `risk.heartbeat_s` otherwise,
+so the executor can fail closed when the heartbeat stops. The snapshot is
+saved in `<data_dir>/risk.sqlite` before a transition is published, so a
+restart resumes the same state, `state_since` and initial capital.
+
+Metrics (prefix hean_risk_):
+    hean_risk_state                      current state as a number (0 NORMAL .. 3 HARD_STOP)
+    hean_risk_state_info{state}          1 for the current state, 0 for the others
+    hean_risk_drawdown_pct               drawdown from initial capital (negative in gain)
+    hean_risk_equity                     last accepted equity (USDT)
+    hean_risk_initial_capital            the base drawdown is measured from
+    hean_risk_transitions_total{reason}  transitions by reason code
+    hean_risk_invalid_equity_total       equity updates rejected (NaN, negative, zero capital, garbage)
+    hean_risk_equity_age_seconds         seconds since the last accepted equity update
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+
+from hean import topics
+from hean.bus.envelope import Event
+from hean.config import ConfigError, HeanSettings
+from hean.lifecycle import Service
+from hean.risk.core import InvalidEquity, RiskGovernorCore, RiskState, RiskThresholds, RiskTransition
+from hean.risk.store import RiskStore
+
+log = logging.getLogger("hean.risk")
+
+_RESET_MEMORY = 256  # request ids remembered so a re-sent reset is acknowledged, not applied twice
+
+
+class RiskMetrics:
+    """The risk process's Prometheus series, registered in one registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.state = Gauge("hean_risk_state", "Risk state as a number: 0 NORMAL, 1 SOFT_BRAKE, "
+                           "2 QUARANTINE, 3 HARD_STOP", registry=registry)
+        self.state_info = Gauge("hean_risk_state_info", "1 for the current risk state", ["state"],
+                                registry=registry)
+        self.drawdown = Gauge("hean_risk_drawdown_pct", "Drawdown from initial capital in percent",
+                              registry=registry)
+        self.equity = Gauge("hean_risk_equity", "Last accepted account equity", registry=registry)
+        self.initial = Gauge("hean_risk_initial_capital", "Initial capital drawdown is measured from",
+                             registry=registry)
+        self.transitions = Counter("hean_risk_transitions_total", "Risk state transitions by reason code",
+                                   ["reason"], registry=registry)
+        self.invalid = Counter("hean_risk_invalid_equity_total", "Equity updates rejected as invalid",
+                               registry=registry)
+        self.equity_age = Gauge("hean_risk_equity_age_seconds", "Seconds since the last accepted equity",
+                                registry=registry)
+
+    def show(self, core: RiskGovernorCore) -> None:
+        self.state.set(core.state.level)
+        for s in RiskState:
+            self.state_info.labels(s.value).set(1 if s is core.state else 0)
+        self.drawdown.set(core.drawdown_pct)
+        if core.equity is not None:
+            self.equity.set(float(core.equity))
+        if core.initial_capital is not None:
+            self.initial.set(float(core.initial_capital))
+
+
+def thresholds_from(settings: HeanSettings) -> RiskThresholds:
+    r = settings.risk
+    try:
+        return RiskThresholds(soft_pct=r.soft_pct, quarantine_pct=r.quarantine_pct, hard_pct=r.hard_pct,
+                              recover_pct=r.recover_pct, profit_mode_factor=r.profit_mode_factor,
+                              cooldown_s=r.cooldown_s)
+    except ValueError as exc:
+        raise ConfigError(f"HEAN_RISK__*: {exc}") from None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+class RiskService(Service):
+    """Drives the core from bus events and a clock; persists, publishes, logs, measures."""
+
+    name = "risk"
+
+    def __init__(self, settings: HeanSettings, registry: CollectorRegistry = REGISTRY) -> None:
+        super().__init__(settings, registry)
+        self.thresholds = thresholds_from(settings)
+        self.risk_metrics = RiskMetrics(registry)
+        self.store: RiskStore | None = None
+        self.core = RiskGovernorCore(self.thresholds)
+        self._last_equity_mono = time.monotonic()
+        self._saved_snapshot: dict[str, Any] | None = None
+        self._resets_seen: dict[str, dict[str, Any]] = {}
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    async def startup(self) -> None:
+        self.store = RiskStore(self.settings.data_dir / "risk.sqlite")
+        snapshot = self.store.load()
+        configured = self.settings.risk.initial_capital
+        if snapshot is None:
+            self.core = RiskGovernorCore(self.thresholds, state_since=time.time(), initial_capital=configured)
+            log.info("risk state: fresh start", extra={"state": self.core.state.value,
+                                                       "initial_capital": _money(configured)})
+            if configured is not None:
+                self._save()
+        else:
+            # A corrupt snapshot raises: guessing NORMAL would silently undo a HARD_STOP.
+            self.core = RiskGovernorCore.from_snapshot(self.thresholds, snapshot)
+            self._saved_snapshot = self.core.snapshot()
+            log.info("risk state resumed from disk", extra=dict(snapshot))
+            if configured is not None and self.core.initial_capital not in (None, configured):
+                log.warning("configured initial capital differs from the persisted one; the persisted one "
+                            "stays in force until `hean risk reset --initial-capital`",
+                            extra={"configured": _money(configured),
+                                   "persisted": _money(self.core.initial_capital)})
+        # After a (re)start the equity clock starts now: the reconciler gets equity_stale_s to speak.
+        self._last_equity_mono = time.monotonic()
+        self.risk_metrics.show(self.core)
+        self.make_publisher()
+        sub = self.make_subscriber()
+        sub.connect("reconciler").connect("watchdog").connect("ctl")
+        sub.on(topics.equity(), self._on_equity)
+        sub.on(topics.risk_control("request"), self._on_request)
+        sub.on(topics.risk_control("reset"), self._on_reset)
+
+    async def main_loop(self) -> None:
+        """Heartbeat: re-publish the state and check for stale equity, every `heartbeat_s`."""
+        period = self.settings.risk.heartbeat_s
+        while not self.should_exit.is_set():
+            await self._check_stale()
+            await self._publish_state(None)
+            try:
+                await asyncio.wait_for(self.should_exit.wait(), period)
+            except TimeoutError:
+                pass
+
+    async def shutdown(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    # ---- inputs ------------------------------------------------------------------------
+    async def _on_equity(self, ev: Event) -> None:
+        if ev.source != "reconciler" or ev.type != topics.EventType.EQUITY_UPDATE.value:
+            return
+        raw = ev.data.get("equity") if isinstance(ev.data, dict) else None
+        try:
+            value: Any = Decimal(raw) if isinstance(raw, str) else raw
+            transition = self.core.on_equity(value, time.time())
+        except (InvalidEquity, InvalidOperation) as exc:
+            self.risk_metrics.invalid.inc()
+            log.warning("invalid equity ignored", extra={"equity": repr(raw)[:64], "error": str(exc)[:200]})
+            return
+        self._last_equity_mono = time.monotonic()
+        self.risk_metrics.equity_age.set(0)
+        self.risk_metrics.show(self.core)
+        if transition is not None:
+            await self._apply(transition)
+        elif self.core.snapshot() != self._saved_snapshot:
+            self._save()  # first equity fixes the initial capital; a new peak moves profit mode
+
+    async def _on_request(self, ev: Event) -> None:
+        if ev.type != topics.EventType.RISK_REQUEST.value or not isinstance(ev.data, dict):
+            return
+        try:
+            requested = RiskState(ev.data.get("state"))
+            reason = str(ev.data.get("reason") or "")
+            transition = self.core.on_external(requested, reason, time.time())
+        except ValueError as exc:
+            log.warning("invalid risk request ignored", extra={"source": ev.source, "error": str(exc)[:200]})
+            return
+        log.info("risk request", extra={"source": ev.source, "requested": requested.value, "reason": reason,
+                                        "applied": transition is not None, "detail": ev.data.get("detail")})
+        if transition is not None:
+            await self._apply(transition)
+
+    async def _on_reset(self, ev: Event) -> None:
+        if ev.source != "ctl" or ev.type != topics.EventType.RISK_RESET.value or not isinstance(ev.data, dict):
+            return
+        data = ev.data
+        request_id = str(data.get("request_id") or "")
+        if request_id and request_id in self._resets_seen:
+            # The CLI re-sends until it hears an answer: answer again, do not reset twice.
+            await self._publish_state(self._resets_seen[request_id])
+            return
+        operator = data.get("operator")
+        raw_capital = data.get("new_initial_capital")
+        try:
+            capital = None if raw_capital is None else Decimal(str(raw_capital))
+            now = time.time()
+            transition = self.core.reset(now, operator if isinstance(operator, str) else "", capital)
+        except (ValueError, InvalidOperation, InvalidEquity) as exc:
+            log.error("operator risk reset refused", extra={"operator": operator, "error": str(exc)[:200]})
+            return
+        log.warning("operator risk reset", extra={"operator": operator, "requested_at": data.get("at"),
+                                                  "new_initial_capital": raw_capital,
+                                                  "changed": transition is not None})
+        if transition is None:
+            # Already NORMAL with nothing to re-base: still acknowledge, so the operator is told.
+            transition = RiskTransition(RiskState.NORMAL, RiskState.NORMAL, ("OPERATOR_RESET",),
+                                        "initial_capital", float(self.core.initial_capital or 0), 0.0, now,
+                                        operator=str(operator))
+            event = transition.to_event() | {"noop": True}
+        else:
+            event = await self._apply(transition, announce=False)
+        if request_id:
+            event["request_id"] = request_id
+            self._resets_seen[request_id] = event
+            while len(self._resets_seen) > _RESET_MEMORY:
+                self._resets_seen.pop(next(iter(self._resets_seen)))
+        await self._publish_state(event)
+
+    # ---- effects -----------------------------------------------------------------------
+    async def _check_stale(self) -> None:
+        age = time.monotonic() - self._last_equity_mono
+        self.risk_metrics.equity_age.set(age)
+        limit = self.settings.risk.equity_stale_s
+        if age > limit:
+            transition = self.core.on_equity_stale(time.time(), age_s=age, max_age_s=limit)
+            if transition is not None:
+                await self._apply(transition)
+
+    async def _apply(self, transition: RiskTransition, *, announce: bool = True) -> dict[str, Any]:
+        """Persist, count, log and (unless the caller will) publish one transition."""
+        event = transition.to_event()
+        assert self.store is not None
+        snapshot = self.core.snapshot()
+        self.store.record_transition(event, snapshot)
+        self._saved_snapshot = snapshot
+        for code in transition.reason_codes:
+            self.risk_metrics.transitions.labels(code).inc()
+        self.risk_metrics.show(self.core)
+        escalation = transition.to_state.level > transition.from_state.level
+        log.log(logging.WARNING if escalation else logging.INFO,
+                f"Risk state {transition.from_state.value} -> {transition.to_state.value}",
+                extra={"transition": event, "state": transition.to_state.value,
+                       "reason_codes": list(transition.reason_codes), "metric": transition.metric,
+                       "value": transition.value, "threshold": transition.threshold})
+        if announce:
+            await self._publish_state(event)
+        return event
+
+    def _save(self) -> None:
+        assert self.store is not None
+        snapshot = self.core.snapshot()
+        self.store.save(snapshot, time.time())
+        self._saved_snapshot = snapshot
+
+    async def _publish_state(self, transition: dict[str, Any] | None) -> None:
+        if self.publisher is None:
+            return
+        core = self.core
+        await self.publish(topics.risk_state(), topics.EventType.RISK_STATE.value, {
+            "state": core.state.value,
+            "level": core.state.level,
+            "drawdown_pct": core.drawdown_pct,
+            "equity": _money(core.equity),
+            "initial_capital": _money(core.initial_capital),
+            "since": core.state_since,
+            "profit_mode": core.profit_mode,
+            "transition": transition,
+        })

@@ -1,0 +1,142 @@
+"""`hean risk reset`: the operator's way out of a latched HARD_STOP (or any risk state).
+
+The reset travels as a RISK_RESET event on the bus from service "ctl" to the
+running risk process, which applies it, records who and when in its SQLite
+file, and answers with a RISK_STATE whose transition carries OPERATOR_RESET.
+This tool re-sends the same request (same `request_id`, so it is applied once)
+until that answer arrives, and fails with exit 1 if it never does: a reset the
+operator believes happened but did not is worse than a clear error.
+
+    hean risk reset [--operator NAME] [--initial-capital X] [--timeout S] [--env-file F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import secrets
+import sys
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from hean import topics
+from hean.bus import BusError, BusStats, Event, Publisher, Subscriber
+from hean.config import HeanSettings
+
+log = logging.getLogger("hean.riskctl")
+
+RESEND_INTERVAL_S = 1.0
+
+
+def _default_operator() -> str:
+    for name in ("SUDO_USER", "USER", "LOGNAME"):
+        value = os.environ.get(name)
+        if value:
+            return value
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _capital(text: str) -> str:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"initial capital must be > 0, got {text!r}")
+    return format(value, "f")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hean risk", description="Operator controls of the risk governor.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    reset = sub.add_parser("reset", help="reset the risk state to NORMAL (the only exit from HARD_STOP)")
+    reset.add_argument("--operator", default=_default_operator(),
+                       help="who resets (default: $SUDO_USER or $USER); recorded and published")
+    reset.add_argument("--initial-capital", type=_capital, default=None,
+                       help="re-base drawdown on this capital (default: keep the current base)")
+    reset.add_argument("--timeout", type=float, default=15.0,
+                       help="seconds to wait for the risk process to acknowledge (default 15)")
+    reset.add_argument("--env-file", help="settings file (default: $HEAN_ENV_FILE or /etc/hean/hean.env)")
+    return parser
+
+
+async def send_reset(settings: HeanSettings, operator: str, new_initial_capital: str | None,
+                     timeout: float) -> dict[str, Any]:
+    """Publish the reset and wait for its acknowledgement; returns the RISK_STATE data.
+
+    Raises TimeoutError when the risk process did not answer within `timeout`.
+    """
+    request_id = secrets.token_hex(8)
+    at = time.time()
+    data = {"operator": operator, "at": at, "new_initial_capital": new_initial_capital,
+            "request_id": request_id}
+    answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    async def on_state(ev: Event) -> None:
+        transition = ev.data.get("transition") if isinstance(ev.data, dict) else None
+        if (isinstance(transition, dict) and "OPERATOR_RESET" in (transition.get("reason_codes") or [])
+                and transition.get("request_id") == request_id and not answer.done()):
+            answer.set_result(ev.data)
+
+    stats = BusStats()
+    stop = asyncio.Event()
+    publisher = Publisher(settings.bus, settings.runtime_dir, "ctl", stats).bind()
+    subscriber = Subscriber(settings.bus, settings.runtime_dir, stats)
+    subscriber.connect("risk").on(topics.risk_state(), on_state, fast=True)
+    reader = asyncio.create_task(subscriber.run(stop), name="riskctl_reader")
+    deadline = time.monotonic() + timeout
+    try:
+        if not await publisher.wait_for_subscribers("critical", timeout):
+            raise TimeoutError("no risk process subscribed to the operator channel (is `hean run risk` up?)")
+        log.warning("operator risk reset requested", extra={"operator": operator, "at": at,
+                                                            "new_initial_capital": new_initial_capital,
+                                                            "request_id": request_id})
+        while True:
+            await publisher.publish(topics.risk_control("reset"), topics.EventType.RISK_RESET.value, data)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the risk process did not acknowledge the reset")
+            try:
+                return await asyncio.wait_for(asyncio.shield(answer), min(RESEND_INTERVAL_S, left))
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError("the risk process did not acknowledge the reset") from None
+    finally:
+        stop.set()
+        await asyncio.gather(reader, return_exceptions=True)
+        subscriber.close()
+        publisher.close()
+
+
+def main(argv: list[str]) -> int:
+    from hean.cli import settings_or_exit
+    from hean.logging import setup_logging
+
+    args = build_parser().parse_args(argv)
+    settings = settings_or_exit(args.env_file, service="ctl")
+    setup_logging("ctl", settings.log_level, settings.secrets())
+    operator = str(args.operator).strip()
+    if not operator:
+        print("hean risk reset: --operator must not be empty", file=sys.stderr)
+        return 2
+    try:
+        state = asyncio.run(send_reset(settings, operator, args.initial_capital, args.timeout))
+    except TimeoutError as exc:
+        log.error("operator risk reset failed", extra={"operator": operator, "error": str(exc)})
+        print(f"hean risk reset: FAILED after {args.timeout}s: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except BusError as exc:
+        print(f"hean risk reset: FAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+    log.warning("operator risk reset acknowledged", extra={"operator": operator, "state": state.get("state"),
+                                                           "initial_capital": state.get("initial_capital")})
+    print(f"risk state is now {state.get('state')} (reset by {operator}, "
+          f"initial capital {state.get('initial_capital')})", flush=True)
+    return 0

@@ -1,0 +1,109 @@
+"""`hean sim`: run the simulator as a process until SIGTERM/SIGINT.
+
+Prints exactly one line ``HEAN-SIM READY <rest_url>`` to stdout once bound, so
+scripts learn the port when started with ``--port 0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from decimal import Decimal, InvalidOperation
+
+import uvloop
+from pydantic import SecretStr
+
+from hean.sim.server import SimServer
+from hean.sim.settings import SimSettings
+
+log = logging.getLogger("hean.sim")
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a decimal: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"not a non-negative decimal: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hean sim", description="Bybit v5 compatible simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default="hean-sim-key")
+    parser.add_argument("--api-secret", default="hean-sim-secret")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated linear symbols")
+    parser.add_argument("--tick-interval", type=_positive_float, default=0.1)
+    parser.add_argument("--rate-limit-scale", type=_positive_float, default=1.0)
+    parser.add_argument("--initial-balance", type=_decimal, default=Decimal("100000"))
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    try:
+        from hean.logging import setup_logging  # type: ignore[import-not-found]
+    except ImportError:
+        logging.basicConfig(level=level)
+        return
+    setup_logging("sim", level)
+
+
+async def _serve(settings: SimSettings) -> None:
+    server = SimServer(settings)
+    await server.start()
+    log.info("simulator ready", extra={
+        "rest_url": server.rest_url, "ws_public_url": server.ws_public_url,
+        "ws_private_url": server.ws_private_url, "control_url": server.control_url,
+        "metrics_url": server.metrics_url,
+    })
+    print(f"HEAN-SIM READY {server.rest_url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        log.info("simulator stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run until a stop signal, return the exit code."""
+    args = build_parser().parse_args(argv)
+    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    if not symbols or not all(s.isalnum() for s in symbols):
+        build_parser().error("--symbols must be a comma-separated list of symbols")
+    if not 0 <= args.port <= 65535:
+        build_parser().error("--port must be within 0..65535")
+    _setup_logging(args.log_level)
+    settings = SimSettings(
+        host=args.host, port=args.port, api_key=args.api_key, api_secret=SecretStr(args.api_secret),
+        seed=args.seed, symbols=symbols, tick_interval_s=args.tick_interval,
+        rate_limit_scale=args.rate_limit_scale, initial_balance=args.initial_balance,
+    )
+    # asyncio.run(loop_factory=...) needs 3.12; Runner gives the same on 3.11.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

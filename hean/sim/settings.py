@@ -1,0 +1,55 @@
+"""Simulator settings: one frozen model so a test can describe a whole venue in one value."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+
+class SimSettings(BaseModel):
+    """Configuration of one simulated Bybit venue.
+
+    Fields:
+        host: interface to bind; loopback only in tests.
+        port: TCP port; 0 picks an ephemeral port (read ``SimServer.port`` after start).
+        api_key: the only API key accepted (one account = one uid).
+        api_secret: HMAC secret of that key; never logged.
+        seed: seeds the price path, ids and fault fractions, so runs are reproducible.
+        symbols: linear USDT perpetuals listed by the venue.
+        initial_balance: starting USDT wallet balance.
+        tick_interval_s: period of one price-path step; public WS pushes on each step.
+        volatility: per-step GBM sigma of the random walk.
+        price_csv: optional replay file with columns ts_ms,symbol,price (replaces the walk).
+        slippage_bps: market orders fill this many basis points beyond the touch.
+        taker_fee / maker_fee: fee rates charged on each execution.
+        leverage: leverage used for initial-margin checks and position rows.
+        rate_limit_scale: multiplies every per-endpoint limit (tests use e.g. 100).
+        ws_drop_every_s: fault: close every WS connection this often (None = never).
+        max_fill_qty_per_tick: cap on how much of one resting limit order fills per step
+            (None = fill fully when crossed); lets tests see PartiallyFilled.
+        initial_prices: starting last price per symbol (defaults per symbol otherwise).
+        public_rate_limit: requests per second per client IP on public endpoints.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_key: str = "hean-sim-key"
+    api_secret: SecretStr = SecretStr("hean-sim-secret")
+    seed: int = 1
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    initial_balance: Decimal = Decimal("100000")
+    tick_interval_s: float = 0.1
+    volatility: float = 0.0005
+    price_csv: str | None = None
+    slippage_bps: Decimal = Decimal("1")
+    taker_fee: Decimal = Decimal("0.00055")
+    maker_fee: Decimal = Decimal("0.0002")
+    leverage: Decimal = Decimal("10")
+    rate_limit_scale: float = 1.0
+    ws_drop_every_s: float | None = None
+    max_fill_qty_per_tick: Decimal | None = None
+    initial_prices: dict[str, Decimal] = {}
+    public_rate_limit: int = 120

@@ -1,0 +1,165 @@
+"""Public (/v5/public/linear) and private (/v5/private) WebSockets, SPEC §4.
+
+Each connection gets a queue and one writer task, so pushes from the tick loop and
+replies from the reader never interleave frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from hean.sim.auth import check_ws_auth
+from hean.sim.metrics import SimMetrics
+
+log = logging.getLogger("hean.sim")
+PRIVATE_TOPICS = frozenset({"order", "execution", "position", "wallet", "order.linear", "execution.linear",
+                            "position.linear"})
+
+
+class Connection:
+    """One WebSocket client: its subscriptions and outbound queue."""
+
+    def __init__(self, ws: web.WebSocketResponse, conn_id: str) -> None:
+        self.ws = ws
+        self.conn_id = conn_id
+        self.topics: set[str] = set()
+        self.authed = False
+        self.last_ticker: dict[str, dict[str, Any]] = {}
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._writer = asyncio.create_task(self._drain())
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._queue.put_nowait(json.dumps(message, separators=(",", ":")))
+
+    async def _drain(self) -> None:
+        while (text := await self._queue.get()) is not None:
+            if self.ws.closed:
+                return
+            try:
+                await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return
+
+    async def close(self) -> None:
+        """Stop the writer and close the socket (used for drops and shutdown)."""
+        self._queue.put_nowait(None)
+        if not self.ws.closed:
+            await self.ws.close(code=1001, message=b"simulator closed the connection")
+        await asyncio.gather(self._writer, return_exceptions=True)
+
+
+class WsHub:
+    """Tracks connections of one stream and runs the shared request/response protocol."""
+
+    def __init__(self, stream: str, metrics: SimMetrics, clock: Callable[[], int]) -> None:
+        self.stream = stream
+        self.metrics = metrics
+        self.clock = clock
+        self.connections: set[Connection] = set()
+        self._counter = 0
+        self.on_subscribe: Callable[[Connection, str], None] = lambda conn, topic: None
+        self.valid_topic: Callable[[str], bool] = lambda topic: False
+        self.auth_check: Callable[[Any], str | None] | None = None
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._counter += 1
+        conn = Connection(ws, f"sim-{self.stream}-{self._counter}")
+        self.connections.add(conn)
+        self.metrics.ws_connections.labels(stream=self.stream).inc()
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self._on_text(conn, msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.connections.discard(conn)
+            self.metrics.ws_connections.labels(stream=self.stream).dec()
+            await conn.close()
+        return ws
+
+    def _on_text(self, conn: Connection, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            conn.send({"success": False, "ret_msg": "Invalid request", "conn_id": conn.conn_id, "op": ""})
+            return
+        op, req_id = message.get("op"), message.get("req_id")
+        req_id = req_id if isinstance(req_id, str) else ("" if req_id is None else str(req_id))
+        if op == "ping":
+            self._pong(conn, req_id)
+        elif op == "auth" and self.auth_check is not None:
+            reason = self.auth_check(message.get("args"))
+            conn.authed = reason is None
+            conn.send({"success": reason is None, "ret_msg": reason or "", "op": "auth",
+                       "conn_id": conn.conn_id, "req_id": req_id})
+        elif op in ("subscribe", "unsubscribe"):
+            self._subscription(conn, op, message.get("args"), req_id)
+        else:
+            conn.send({"success": False, "ret_msg": f"error:unknown op {op!r}", "conn_id": conn.conn_id,
+                       "req_id": req_id, "op": op if isinstance(op, str) else ""})
+
+    def _pong(self, conn: Connection, req_id: str) -> None:
+        if self.auth_check is None:
+            conn.send({"success": True, "ret_msg": "pong", "conn_id": conn.conn_id, "req_id": req_id, "op": "ping"})
+        else:
+            conn.send({"req_id": req_id, "op": "pong", "args": [str(self.clock())], "conn_id": conn.conn_id})
+
+    def _subscription(self, conn: Connection, op: str, args: Any, req_id: str) -> None:
+        reply = {"success": True, "ret_msg": "", "conn_id": conn.conn_id, "req_id": req_id, "op": op}
+        if self.auth_check is not None and not conn.authed:
+            reply.update(success=False, ret_msg="Request not authorized")
+            conn.send(reply)
+            return
+        if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+            reply.update(success=False, ret_msg="error:args must be a non-empty list of topics")
+            conn.send(reply)
+            return
+        bad = [a for a in args if not self.valid_topic(a)]
+        if bad:
+            reply.update(success=False, ret_msg=f"error:handler not found,topic:{','.join(bad)}")
+            conn.send(reply)
+            return
+        conn.send(reply)
+        for topic in args:
+            if op == "subscribe" and topic not in conn.topics:
+                conn.topics.add(topic)
+                self.on_subscribe(conn, topic)
+            elif op == "unsubscribe":
+                conn.topics.discard(topic)
+                conn.last_ticker.pop(topic, None)
+
+    async def drop_all(self) -> int:
+        """Fault: close every connection of this stream now."""
+        victims = list(self.connections)
+        await asyncio.gather(*(c.close() for c in victims), return_exceptions=True)
+        return len(victims)
+
+
+def private_hub(metrics: SimMetrics, clock: Callable[[], int], api_key: str, api_secret: str) -> WsHub:
+    """The private stream: auth required, change-driven pushes, no snapshot on subscribe."""
+    hub = WsHub("private", metrics, clock)
+    hub.valid_topic = PRIVATE_TOPICS.__contains__
+    hub.auth_check = lambda args: check_ws_auth(args, api_key=api_key, api_secret=api_secret, now_ms=clock())
+    return hub
+
+
+def push_private(hub: WsHub, topic: str, items: list[dict[str, Any]]) -> None:
+    """Route one change event to every authed subscriber of the plain or .linear topic."""
+    now = hub.clock()
+    for conn in list(hub.connections):
+        if not conn.authed:
+            continue
+        for name in (topic, f"{topic}.linear"):
+            if name in conn.topics:
+                conn.send({"id": f"{conn.conn_id}-{now}", "topic": name, "creationTime": now, "data": items})

@@ -1,0 +1,189 @@
+"""`hean status [--json] [--state-dir D] [--listen S] [--env-file F]`: one table of the whole system.
+
+Works against `hean up` and the systemd deployment. Process facts come from
+each process's /metrics (up/down, ready, uptime, bus utilisation, drops,
+gaps); restarts from `hean up`'s own metrics, else `systemctl show -p
+NRestarts hean@<svc>`, else "-". Trading state comes from listening on the
+bus for `--listen` seconds (state topics are re-published every second):
+risk state and drawdown, equity, open positions and their age, time since the
+last successful reconcile. Against `hean up`, ports and the runtime dir are
+read from `<state dir>/up.json` (state dir: `--state-dir`, else the one the
+running `hean up` recorded in the temp dir); otherwise from the settings.
+Exit 0 when every process is up, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from hean.bus import BusStats, Subscriber
+from hean.config import EX_CONFIG, ConfigError, load_settings
+from hean.observer import Observer
+
+SERVICES = ("risk", "reconciler", "executor", "watchdog", "feed", "strategy")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hean status", description="Status of every HEAN process.")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    p.add_argument("--state-dir", help="the state dir of a `hean up` (default: the running one, if any)")
+    p.add_argument("--listen", type=float, default=2.0, help="seconds to listen to the bus (default 2)")
+    p.add_argument("--env-file", help="settings file (default: $HEAN_ENV_FILE or /etc/hean/hean.env)")
+    return p
+
+
+def _up_doc(state_dir: str | None) -> dict[str, Any] | None:
+    if state_dir is None:
+        from hean.supervisor import pointer_file
+        try:
+            state_dir = json.loads(pointer_file().read_text())["state_dir"]
+        except (OSError, ValueError, KeyError):
+            return None
+    try:
+        doc = json.loads((Path(state_dir) / "up.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+async def _scrape(session: aiohttp.ClientSession, port: int | None) -> dict[str, float] | None:
+    if not port:
+        return None
+    try:
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            text = await resp.text()
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return None
+    samples: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            key = s.name + "".join(f"|{k}={v}" for k, v in sorted(s.labels.items()))
+            samples[key] = samples.get(key, 0.0) + s.value
+    return samples
+
+
+def _sum(samples: dict[str, float], name: str, **labels: str) -> float:
+    want = [f"|{k}={v}" for k, v in labels.items()]
+    return sum(v for k, v in samples.items() if k.split("|", 1)[0] == name and all(w in k for w in want))
+
+
+def _systemd_restarts(svc: str) -> int | None:
+    if shutil.which("systemctl") is None:
+        return None
+    try:
+        out = subprocess.run(["systemctl", "show", "-p", "NRestarts", "--value", f"hean@{svc}"],
+                             capture_output=True, text=True, timeout=3).stdout.strip()
+        return int(out) if out else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def _service_row(svc: str, samples: dict[str, float] | None, restarts: int | None, now: float) -> dict[str, Any]:
+    if samples is None:
+        return {"up": False, "ready": False, "uptime_s": None, "restarts": restarts, "bus": None}
+    start = _sum(samples, "hean_start_time_seconds")
+    return {"up": True, "ready": _sum(samples, "hean_ready") == 1, "restarts": restarts,
+            "uptime_s": round(now - start, 1) if start else None,
+            "bus": {"utilization": round(_sum(samples, "hean_bus_queue_utilization"), 4),
+                    "dropped": int(_sum(samples, "hean_bus_dropped_total") + _sum(samples, "hean_bus_queue_dropped_total")),
+                    "lost": int(_sum(samples, "hean_bus_lost_total")),
+                    "send_failed": int(_sum(samples, "hean_bus_send_failed_total"))}}
+
+
+async def collect(args: argparse.Namespace) -> dict[str, Any]:
+    settings = load_settings(args.env_file, service="status")
+    doc = _up_doc(args.state_dir)
+    runtime_dir = Path(doc["runtime_dir"]) if doc else settings.runtime_dir
+    listed = doc.get("services", {}) if doc else {}
+    names = [s for s in SERVICES if not doc or s in listed]
+    stats = BusStats()
+    sub = Subscriber(settings.bus, runtime_dir, stats)
+    observer = Observer(sub)
+    stop = asyncio.Event()
+    reader = asyncio.create_task(sub.run(stop))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
+        ports = {s: (listed.get(s, {}).get("metrics_port") if doc else settings.metrics_port(s)) for s in names}
+        scraped = dict(zip(names, await asyncio.gather(*(_scrape(session, ports[s]) for s in names)), strict=True))
+        up_samples = await _scrape(session, doc.get("up_metrics_port")) if doc else None
+    await asyncio.sleep(args.listen)
+    stop.set()
+    await asyncio.wait_for(asyncio.gather(reader, return_exceptions=True), 5)
+    sub.close()
+    now = time.time()
+    services: dict[str, Any] = {}
+    for s in names:
+        if up_samples is not None:
+            restarts: int | None = int(_sum(up_samples, "hean_up_restarts_total", service=s))
+        elif doc:
+            restarts = listed.get(s, {}).get("restarts")
+        else:
+            restarts = _systemd_restarts(s)
+        services[s] = {**_service_row(s, scraped[s], restarts, now), "metrics_port": ports[s]}
+    o = observer.obs
+    risk = o.risk or {}
+    positions = []
+    for sym, p in sorted(o.positions.items()):
+        if str(p.get("size", "0")) in ("0", "", "0.0") or not p.get("side"):
+            continue
+        created = p.get("created_time_ms")
+        age = round(now - int(created) / 1000, 1) if created not in (None, "", "0", 0) else None
+        positions.append({"symbol": sym, "side": p.get("side"), "size": p.get("size"),
+                          "avg_price": p.get("avg_price"), "unrealised_pnl": p.get("unrealised_pnl"), "age_s": age})
+    last_ok = (o.reconcile or {}).get("last_success_ms")
+    return {
+        "mode": "up" if doc else "systemd", "all_up": all(v["up"] for v in services.values()),
+        "services": services,
+        "risk": {"state": risk.get("state"), "drawdown_pct": risk.get("drawdown_pct")},
+        "equity": (o.equity or {}).get("equity"), "positions": positions,
+        "reconciling": (o.reconcile or {}).get("reconciling"),
+        "last_reconcile_s": round(now - int(last_ok) / 1000, 1) if last_ok else None,
+    }
+
+
+def _table(st: dict[str, Any]) -> str:
+    out = [f"{'SERVICE':<11} {'STATE':<6} {'READY':<6} {'UPTIME':>9} {'RESTARTS':>8} {'BUS UTIL':>8} "
+           f"{'DROPS':>6} {'GAPS':>5}"]
+    for name, s in st["services"].items():
+        bus = s["bus"] or {}
+        up = s["uptime_s"]
+        uptime = f"{int(up) // 3600}:{int(up) % 3600 // 60:02d}:{int(up) % 60:02d}" if up is not None else "-"
+        restarts = "-" if s["restarts"] is None else str(s["restarts"])
+        out.append(f"{name:<11} {'up' if s['up'] else 'DOWN':<6} {'yes' if s['ready'] else 'no':<6} {uptime:>9} "
+                   f"{restarts:>8} {str(bus.get('utilization', '-')):>8} {str(bus.get('dropped', '-')):>6} "
+                   f"{str(bus.get('lost', '-')):>5}")
+    risk = st["risk"]
+    dd = risk["drawdown_pct"]
+    out.append(f"risk: {risk['state'] or 'unknown (no RISK_STATE heard)'}"
+               + (f"  drawdown {float(dd):.2f}%" if dd is not None else "")
+               + f"  equity {st['equity'] or '-'}")
+    for p in st["positions"] or []:
+        out.append(f"position: {p['symbol']} {p['side']} {p['size']} @ {p['avg_price']} "
+                   f"upnl {p['unrealised_pnl']} age {p['age_s']} s")
+    if not st["positions"]:
+        out.append("positions: none open")
+    last = st["last_reconcile_s"]
+    out.append(f"last reconcile: {f'{last} s ago' if last is not None else 'unknown'}"
+               + (" (reconciling now)" if st["reconciling"] else ""))
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        st = asyncio.run(collect(args))
+    except ConfigError as exc:
+        print(f"hean status: config error: {exc}", file=sys.stderr, flush=True)
+        return EX_CONFIG
+    print(json.dumps(st) if args.json else _table(st), flush=True)
+    return 0 if st["all_up"] else 1

@@ -1,0 +1,108 @@
+"""Claims about the real `hean run executor` process: kill -9 mid-request, SIGTERM, host guards."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from hean.exchange.bybit.errors import DRY_RUN_MESSAGE, NOT_LIVE_MESSAGE
+from hean.ids import order_link_id
+from tests.executor.harness import Peers, executor_settings, intent, sim_control, sim_orders
+from tests.utils import async_wait_for, hean, hean_env, metric, scrape
+
+
+def _env(tmp_path: Path, sim, **extra: str) -> dict[str, str]:
+    return hean_env(tmp_path, bybit__rest_url=sim.rest_url, bybit__ws_public_url=sim.ws_public_url,
+                    bybit__ws_private_url=sim.ws_private_url, executor__risk_stale_s="2",
+                    executor__resolve_interval_s="0.2", **extra)
+
+
+def _journal_state(tmp_path: Path, intent_id: str) -> str | None:
+    db = sqlite3.connect(tmp_path / "data" / "executor.sqlite")
+    try:
+        row = db.execute("SELECT state FROM intents WHERE intent_id = ?", (intent_id,)).fetchone()
+    finally:
+        db.close()
+    return None if row is None else str(row[0])
+
+
+async def _ready_for_orders(port: int) -> None:
+    """The executor has heard the test's NORMAL heartbeat (its gauge starts at 3 = fail closed)."""
+    await async_wait_for(lambda: metric(scrape(port), "hean_executor_risk_state") == 0, 20,
+                         "the executor to hear risk state NORMAL")
+
+
+async def test_kill9_between_journal_write_and_ack_then_restart_places_exactly_once(tmp_path, sim):
+    peers = Peers(executor_settings(tmp_path, sim))
+    env = _env(tmp_path, sim, bybit__timeout_s="60")  # the held request would hang for a minute
+    first = hean(["run", "executor"], env, "executor #1")
+    second = None
+    try:
+        await _ready_for_orders(await asyncio.to_thread(first.wait_ready))
+        await sim_control(sim, "faults/timeout-after-accept", {"count": 1})
+        data = intent()
+        link = order_link_id(data["intent_id"])
+
+        async def applied_on_exchange() -> bool:
+            await peers.ctl.publish("intent.order", "ORDER_INTENT", data)
+            return len(await sim_orders(sim, link)) == 1
+        await async_wait_for(applied_on_exchange, 20, "the order to be applied by the simulator", interval=0.2)
+        # The request is hanging: journaled before it left, no answer yet, no outcome published.
+        assert _journal_state(tmp_path, data["intent_id"]) == "PENDING"
+        first.kill()
+        assert peers.outcomes(data["intent_id"]) == []
+
+        second = hean(["run", "executor"], env, "executor #2")
+        await asyncio.to_thread(second.wait_ready)
+        placed = await peers.submit(data, timeout=20)
+        assert placed.type == "ORDER_PLACED"
+        orders = await sim_orders(sim, link)
+        assert len(orders) == 1 and placed.data["order_id"] == orders[0]["orderId"]
+        assert _journal_state(tmp_path, data["intent_id"]) == "PLACED"
+        second.wait_record("unresolved order found on the exchange")
+        assert await asyncio.to_thread(second.stop) == 0
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+        await peers.close()
+
+
+async def test_sigterm_finishes_the_in_flight_order_and_exits_0(tmp_path, sim):
+    peers = Peers(executor_settings(tmp_path, sim))
+    proc = hean(["run", "executor"], _env(tmp_path, sim))
+    try:
+        port = await asyncio.to_thread(proc.wait_ready)
+        await _ready_for_orders(port)
+        await sim_control(sim, "faults/latency", {"ms": 1500})
+        data = intent()
+        await peers.ctl.publish("intent.order", "ORDER_INTENT", data)
+        await async_wait_for(lambda: metric(scrape(port), "hean_executor_unresolved_orders") == 1, 10,
+                             "the order request to be in flight")
+        rc = await asyncio.to_thread(proc.stop)
+        assert rc == 0
+        assert _journal_state(tmp_path, data["intent_id"]) == "PLACED"
+        assert len(await sim_orders(sim, order_link_id(data["intent_id"]))) == 1
+        await async_wait_for(lambda: peers.outcomes(data["intent_id"]), 10, "ORDER_PLACED sent before exit")
+    finally:
+        proc.kill()
+        await peers.close()
+
+
+def _refuses(tmp_path: Path, message: str, **settings: str) -> None:
+    proc = hean(["run", "executor"], hean_env(tmp_path, **settings))
+    try:
+        assert proc.p.wait(30) == 78
+    finally:
+        proc.kill()
+    errors = [line for line in proc.err if "config error" in line]
+    assert len(errors) == 1 and message in errors[0], proc.output()
+
+
+def test_dry_run_never_reaches_a_real_bybit_host(tmp_path):
+    _refuses(tmp_path, DRY_RUN_MESSAGE, bybit__rest_url="https://api.bybit.com")
+
+
+def test_real_host_without_is_live_refuses(tmp_path):
+    _refuses(tmp_path, NOT_LIVE_MESSAGE, dry_run="false", bybit__rest_url="https://api.bybit.com")

@@ -1,0 +1,89 @@
+"""Catch-up after gaps: many fills (pagination), a gap longer than 5 minutes, funding is not a fill."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tests.reconciler.helpers import (BusListener, async_scrape, make_fills, ready_port, reconciler_env, running_sim,
+                                      sim_trade_ids)
+from tests.utils import async_wait_for, hean, metric
+
+
+def _startup_done(listener: BusListener) -> bool:
+    return any(not e.data["reconciling"] for e in listener.of_type("RECONCILE_STATUS"))
+
+
+async def _start(tmp_path, sim, **settings):
+    proc = hean(["run", "reconciler"], reconciler_env(tmp_path, sim, **settings))
+    listener = BusListener(tmp_path)
+    port = await ready_port(proc)
+    await async_wait_for(lambda: _startup_done(listener), 20, "the start-up catch-up to finish")
+    await async_wait_for(lambda: len(sim.private_hub.connections) == 1, 20, "private WS connected")
+    return proc, listener, port
+
+
+async def test_more_than_300_fills_in_one_gap_are_paged_to_the_end(tmp_path):
+    async with running_sim() as sim:
+        proc, listener, port = await _start(tmp_path, sim)
+        try:
+            await sim.drop_ws("private")
+            make_fills(sim, 350)           # synchronously, before the reconciler can reconnect
+            want = sim_trade_ids(sim)
+            await async_wait_for(lambda: set(listener.fill_ids()) == want, 60, "all 350 fills on the bus")
+            assert listener.duplicates() == {}
+            samples = await async_scrape(port)
+            assert metric(samples, "hean_reconciler_fills_total", source="rest") == 350
+            assert metric(samples, "hean_reconciler_fills_total", source="ws") == 0
+            # execution/list pages hold at most 100 rows: 350 needs at least four pages.
+            pages = sum(v for k, v in samples.items()
+                        if k.startswith("hean_exchange_responses_total") and "/v5/execution/list" in k)
+            assert pages >= 4
+        finally:
+            proc.kill()
+            await listener.close()
+
+
+async def test_gap_longer_than_five_minutes_is_caught_up(tmp_path):
+    async with running_sim() as sim:
+        proc, listener, port = await _start(tmp_path, sim)
+        try:
+            await sim.drop_ws("private")
+            make_fills(sim, 12)
+            old = {e.exec_id: e.exec_time_ms for e in sim.exchange.executions}
+            sim.clock_offset_ms += 10 * 60 * 1000   # the exchange clock jumps 10 minutes during the outage
+            make_fills(sim, 8)
+            want = sim_trade_ids(sim)
+            await async_wait_for(lambda: set(listener.fill_ids()) == want, 30, "all 20 fills on the bus")
+            assert listener.duplicates() == {}
+            # The early fills were more than 5 minutes old when found: a fixed 5-minute window misses them.
+            caught_up = max(e.data["last_success_ms"] or 0 for e in listener.of_type("RECONCILE_STATUS"))
+            assert caught_up - min(old.values()) > 5 * 60 * 1000
+            samples = await async_scrape(port)
+            assert metric(samples, "hean_reconciler_fills_total", source="rest") == 20
+        finally:
+            proc.kill()
+            await listener.close()
+
+
+async def test_funding_executions_are_recorded_but_never_published_as_fills(tmp_path):
+    async with running_sim() as sim:
+        proc, listener, port = await _start(tmp_path, sim)
+        try:
+            make_fills(sim, 1)                                       # a long position to fund
+            sim.exchange.funding("BTCUSDT", Decimal("0.0001"))       # seen on the WS
+            await sim.drop_ws("private")
+            sim.exchange.funding("BTCUSDT", Decimal("0.0002"))       # only REST can find this one
+            make_fills(sim, 2)
+            funding = {e.exec_id for e in sim.exchange.executions if e.exec_type == "Funding"}
+            want = sim_trade_ids(sim)
+            await async_wait_for(lambda: set(listener.fill_ids()) == want, 30, "the 3 trade fills on the bus")
+
+            async def both_recorded() -> bool:
+                samples = await async_scrape(port)
+                return metric(samples, "hean_reconciler_executions_total", exec_type="Funding") == 2
+            await async_wait_for(both_recorded, 20, "both funding executions recorded in the ledger")
+            assert not funding & set(listener.fill_ids())
+            assert len(listener.fill_ids()) == 3
+        finally:
+            proc.kill()
+            await listener.close()

@@ -1,0 +1,85 @@
+"""The ledger's exactly-once bookkeeping and the pure reconciliation rules."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hean.reconciler.diff import (LedgerFill, MismatchTracker, baseline_for, catchup_start_ms, check_position,
+                                  is_fill)
+from hean.reconciler.events import fill_event
+from hean.reconciler.ledger import Ledger
+
+
+def _row(exec_id: str, exec_type: str = "Trade", t: int = 1000, side: str = "Buy", qty: str = "0.5",
+         link: str = "h-abc") -> dict:
+    return {"execId": exec_id, "execType": exec_type, "symbol": "BTCUSDT", "side": side, "execQty": qty,
+            "execPrice": "50000.1", "execFee": "0.01", "execTime": str(t), "orderId": "o1", "orderLinkId": link,
+            "isMaker": False}
+
+
+def test_ledger_inserts_each_exec_id_once_and_survives_reopen(tmp_path):
+    path = tmp_path / "l.sqlite"
+    led = Ledger(path)
+    assert [r["execId"] for r in led.insert_many([_row("a"), _row("b", "Funding")], "ws")] == ["a", "b"]
+    assert led.insert_many([_row("a"), _row("c", t=2000)], "rest") == [_row("c", t=2000)]
+    # Inserted but not marked: what a kill -9 before the publish leaves behind; only Trade rows are pending.
+    assert [(r["execId"], s) for r, s in led.pending()] == [("a", "ws"), ("c", "rest")]
+    led.mark_published(["a"])
+    led.close()
+    again = Ledger(path)
+    assert [r["execId"] for r, _ in again.pending()] == ["c"]
+    assert again.last_exec_time_ms() == 2000
+    assert again.count() == 3 and again.count("Funding") == 1
+    assert again.exec_qty_for_order("o1") == Decimal("1.0")
+
+
+def test_fill_event_keeps_decimal_strings_and_intent():
+    ev = fill_event(_row("x", link="h-strat-1"), "rest")
+    assert ev["exec_qty"] == "0.5" and ev["exec_price"] == "50000.1" and ev["intent_id"] == "strat-1"
+    assert ev["hean"] is True and ev["source"] == "rest" and ev["exec_time_ms"] == 1000
+    assert fill_event(_row("y", link=""), "ws")["hean"] is False
+
+
+def test_only_trade_is_a_fill():
+    assert is_fill(_row("a")) and not is_fill(_row("b", "Funding")) and not is_fill(_row("c", "Settle"))
+
+
+def test_catchup_window_starts_before_the_last_seen_execution_however_old():
+    now = 10_000_000_000
+    assert catchup_start_ms(None, now, 30, 3600) == now - 3_600_000
+    week_ago = now - 8 * 24 * 3600 * 1000
+    assert catchup_start_ms(week_ago, now, 30, 3600) == week_ago - 30_000   # never clamped to a fixed window
+
+
+def _fill(t: int, side: str, qty: str, link: str = "h-1", exec_type: str = "Trade") -> LedgerFill:
+    return LedgerFill(t, "BTCUSDT", side, Decimal(qty), exec_type, link)
+
+
+def test_position_is_explained_by_fills_up_to_its_update_time():
+    fills = [_fill(1, "Buy", "2"), _fill(2, "Sell", "1"), _fill(3, "Buy", "5"), _fill(2, "Buy", "9", exec_type="Funding")]
+    ok = check_position("BTCUSDT", Decimal("1"), 2, Decimal(0), fills)
+    assert ok.mismatch == 0 and not ok.foreign
+    bad = check_position("BTCUSDT", Decimal("3"), 2, Decimal(0), fills)
+    assert bad.mismatch == 2
+
+
+def test_foreign_fills_make_a_position_foreign_and_baseline_explains_history():
+    fills = [_fill(1, "Buy", "1", link="manual"), _fill(2, "Buy", "1")]
+    assert check_position("BTCUSDT", Decimal("2"), None, Decimal(0), fills).foreign
+    assert baseline_for(Decimal("5"), None, "BTCUSDT", fills) == Decimal("3")
+    pre = check_position("BTCUSDT", Decimal("5"), None, Decimal("3"), fills)
+    assert pre.mismatch == 0 and pre.foreign     # what predates the ledger is not HEAN's
+
+
+@given(st.lists(st.booleans(), max_size=30), st.integers(min_value=1, max_value=5))
+def test_mismatch_escalates_exactly_once_per_streak(verdicts, after):
+    tracker = MismatchTracker(after)
+    streak, expected, fired = 0, 0, 0
+    for bad in verdicts:
+        streak = streak + 1 if bad else 0
+        expected += 1 if streak == after else 0
+        fired += tracker.observe("BTCUSDT", bad)
+    assert fired == expected

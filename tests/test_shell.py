@@ -1,0 +1,101 @@
+"""The process shell: settings errors exit 78 with one line, JSON logs, /metrics, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from hean.config import ConfigError, load_settings
+from hean.logging import setup_logging
+from tests.utils import hean, hean_env, metric, scrape
+
+BAD = [
+    ({"HEAN_RISK__SOFT_PCT": "-1"}, "HEAN_RISK__SOFT_PCT"),
+    ({"HEAN_BUS__SNDHWM": "lots"}, "HEAN_BUS__SNDHWM"),
+    ({"HEAN_MODE": "yolo"}, "HEAN_MODE"),
+    ({"HEAN_MAX_HOLD_SECOND": "60"}, "HEAN_MAX_HOLD_SECOND"),           # a typo is not silently ignored
+    ({"HEAN_RISK__SOFT_PCT": "18"}, "soft_pct"),                         # ladder out of order
+    ({"HEAN_MODE": "live", "HEAN_IS_LIVE": "true", "HEAN_DRY_RUN": "false",
+      "HEAN_BYBIT__API_SECRET": ""}, "HEAN_BYBIT__API_SECRET"),          # live without a secret
+    ({"HEAN_IS_LIVE": "true"}, "dry_run"),                               # is_live alone is not enough
+    ({"HEAN_SYMBOLS": "btcusdt"}, "symbols"),
+    ({"HEAN_ENV_FILE": "/nonexistent/hean.env"}, "/nonexistent/hean.env"),
+]
+
+
+@pytest.mark.parametrize(("env", "named"), BAD)
+def test_bad_config_exits_78_with_one_line(tmp_path, env, named):
+    full = hean_env(tmp_path)
+    full.update(env)
+    proc = subprocess.run([sys.executable, "-m", "hean.cli", "run", "echo"], env=full, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 78, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert named in lines[0] and "config error" in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_secret_values_never_in_config_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEAN_BYBIT__API_SECRET", "s3cr3t-value-123")
+    monkeypatch.setenv("HEAN_BYBIT__RECV_WINDOW_MS", "s3cr3t-value-123")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "HEAN_BYBIT__RECV_WINDOW_MS" in str(err.value)
+
+
+def test_env_file_is_read(tmp_path, monkeypatch):
+    f = tmp_path / "hean.env"
+    f.write_text("HEAN_MAX_HOLD_SECONDS=42\nHEAN_RISK__SOFT_PCT=8\n")
+    s = load_settings(f)
+    assert s.max_hold_seconds == 42 and s.risk.soft_pct == 8
+    assert s.dry_run is True and s.is_live is False   # safe defaults
+
+
+def test_echo_process_lifecycle(tmp_path):
+    proc = hean(["run", "echo"], hean_env(tmp_path))
+    try:
+        port = proc.wait_ready()
+        ready = proc.find("service ready")
+        assert ready is not None
+        for field in ("time", "level", "logger", "service", "message"):
+            assert field in ready
+        assert ready["service"] == "echo" and ready["level"] == "INFO"
+        samples = scrape(port)
+        assert metric(samples, "hean_ready") == 1
+        assert metric(samples, "hean_service_info", service="echo") == 1
+        assert metric(samples, "hean_start_time_seconds") > 1.7e9
+        assert "hean_bus_published_total" in " ".join(samples)
+    finally:
+        rc = proc.stop()
+    assert rc == 0
+    assert proc.find("service stopped") is not None
+    for line in proc.lines:
+        json.loads(line)  # every stdout line is one JSON object
+
+
+def test_secrets_are_redacted_everywhere():
+    out = io.StringIO()
+    key, secret = "AKIAKEY123456", "topsecretvalue987"
+    setup_logging("test", "DEBUG", [key, secret], stream=out)
+    log = logging.getLogger("hean.test")
+    log.info(f"signing with {secret} for {key}")
+    log.warning("request", extra={"headers": {"X-BAPI-SIGN": "abcdef0123", "X-BAPI-API-KEY": key},
+                                  "note": f"body api_secret={secret}", "nested": [{"x": secret}]})
+    try:
+        raise RuntimeError(f"auth failed with secret={secret}")
+    except RuntimeError:
+        log.exception("boom")
+    log.info("query", extra={"url": "https://x/?sign=deadbeef&api_key=zzz"})
+    text = out.getvalue()
+    logging.getLogger().handlers.clear()
+    assert secret not in text and key not in text and "abcdef0123" not in text and "deadbeef" not in text
+    records = [json.loads(line) for line in text.splitlines()]
+    assert len(records) == 4
+    assert records[1]["headers"]["X-BAPI-SIGN"] == "***"
+    assert "***" in records[2]["exc_info"]
