@@ -35,6 +35,7 @@ async def test_private_ws_drops_while_filling_every_fill_published_exactly_once(
             assert len(want) == 80
             await async_wait_for(lambda: set(listener.fill_ids()) == want, 30, "all 80 fills on the bus")
             assert listener.duplicates() == {}
+            assert not [e for e in listener.of_type("ORDER_FILLED") if e.data.get("replay")]
             samples = await async_scrape(port)
             # At least the 45 made while disconnected came by REST; the source split adds up to all 80.
             assert metric(samples, "hean_reconciler_fills_total", source="rest") >= 45

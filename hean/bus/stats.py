@@ -9,7 +9,7 @@ Prometheus asks.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -34,7 +34,7 @@ class BusStats(Collector):
         self.restarts: defaultdict[str, int] = defaultdict(int)               # source -> new publisher streams seen
         self.malformed: defaultdict[str, int] = defaultdict(int)              # reason -> frames skipped
         self.handler_errors = 0
-        self.queue_depth = 0
+        self.queue_depth: Callable[[], int] = lambda: 0   # read at scrape time from the live queue
         self.queue_capacity = 0
         self.subscribers: dict[str, int] = dict.fromkeys(CLASSES, 0)
 
@@ -73,9 +73,10 @@ class BusStats(Collector):
         yield bad
         yield CounterMetricFamily("hean_bus_handler_errors", "Handler exceptions (event skipped, loop continues)",
                                   value=self.handler_errors)
-        yield GaugeMetricFamily("hean_bus_queue_depth", "Events waiting in the in-process queue", value=self.queue_depth)
+        depth = self.queue_depth()
+        yield GaugeMetricFamily("hean_bus_queue_depth", "Events waiting in the in-process queue", value=depth)
         yield GaugeMetricFamily("hean_bus_queue_capacity", "Size of the in-process queue", value=self.queue_capacity)
-        util = self.queue_depth / self.queue_capacity if self.queue_capacity else 0.0
+        util = depth / self.queue_capacity if self.queue_capacity else 0.0
         yield GaugeMetricFamily("hean_bus_queue_utilization", "In-process queue fill ratio (0-1)", value=util)
         subs = GaugeMetricFamily("hean_bus_subscribers", "Subscriptions currently held by peers", labels=["class"])
         for klass in CLASSES:

@@ -26,14 +26,15 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def fill_event(row: dict[str, Any], source: str) -> dict[str, Any]:
+def fill_event(row: dict[str, Any], source: str, *, replay: bool = False) -> dict[str, Any]:
+    """ORDER_FILLED data; `replay` marks a deliberate re-delivery after a restart (dedupe by exec_id)."""
     link = str(row.get("orderLinkId") or "")
     return {
         "exec_id": str(row["execId"]), "order_id": str(row.get("orderId") or ""), "order_link_id": link,
         "intent_id": intent_id_of(link), "symbol": str(row.get("symbol") or ""), "side": str(row.get("side") or ""),
         "exec_qty": dec(row.get("execQty")), "exec_price": dec(row.get("execPrice")),
         "exec_fee": dec(row.get("execFee")), "exec_time_ms": _int(row.get("execTime")),
-        "is_maker": bool(row.get("isMaker")), "source": source, "hean": is_hean_link_id(link),
+        "is_maker": bool(row.get("isMaker")), "source": source, "hean": is_hean_link_id(link), "replay": replay,
     }
 
 

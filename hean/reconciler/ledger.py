@@ -8,10 +8,16 @@ Exactly-once publication works like this:
 3. On start, `pending()` returns rows that were inserted but never marked (a kill -9 between
    insert and publish) and the service publishes them then: nothing is lost.
 
-A kill -9 in the microseconds between a successful publish and its mark re-publishes that one
-fill once after restart (at-least-once on the wire). Consumers dedupe by `exec_id`, which is
-the fill's identity everywhere, so the effect stays exactly-once. Marking *before* publishing
-would instead risk losing a fill, which is the worse failure.
+4. ZeroMQ has no delivery receipt: a fill the publisher socket accepted may still sit in its
+   send buffer when a kill -9 lands, and die with the process. So on start the service also
+   re-publishes the *tail* of what the previous run marked (`recent_published`, the last few
+   seconds by mark time), flagged `replay: true`. A kill -9 between publish and mark is covered
+   the same way (that row is simply still pending).
+
+Consumers therefore see every fill at least once and dedupe by `exec_id`, the fill's identity
+everywhere, so the effect is exactly-once; a repeat is always flagged `replay`. Marking *before*
+publishing, or skipping the tail, would instead risk losing a fill, which is the worse failure.
+`published` holds the mark time in ns (0 = not yet published).
 
 synchronous=NORMAL under WAL survives a process crash (kill -9); only an OS crash or power loss
 could lose the last commits, and the next catch-up (margin_s) re-reads those from the exchange.
@@ -93,9 +99,18 @@ class Ledger:
         return new
 
     def mark_published(self, exec_ids: Iterable[str]) -> None:
-        ids = [(e,) for e in exec_ids]
+        now = time.time_ns()
+        ids = [(now, e) for e in exec_ids]
         if ids:
-            self._db.executemany("UPDATE executions SET published = 1 WHERE exec_id = ?", ids)
+            self._db.executemany("UPDATE executions SET published = ? WHERE exec_id = ?", ids)
+
+    def recent_published(self, window_s: float) -> list[tuple[dict[str, Any], str]]:
+        """Fills marked within `window_s` of the last mark: what a killed publisher may not have sent."""
+        cur = self._db.execute(
+            "SELECT raw, source FROM executions WHERE exec_type = ? AND published > 0"
+            " AND published >= (SELECT MAX(published) FROM executions) - ?"
+            " ORDER BY exec_time_ms, exec_id", (FILL_EXEC_TYPE, int(window_s * 1e9)))
+        return [(orjson.loads(raw), source) for raw, source in cur.fetchall()]
 
     def pending(self) -> list[tuple[dict[str, Any], str]]:
         """Fills inserted but never marked published (oldest first), with the source that found them."""

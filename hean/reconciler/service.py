@@ -49,6 +49,7 @@ DOUBT_DELAY_S = 1.0       # an order update may overtake its execution message; 
 RETRY_S = 2.0             # a failed catch-up is retried this soon (capped by interval_s)
 CLOCK_WATCH_S = 0.1
 CLOCK_RESYNC_S = 1.0
+REPLAY_WINDOW_S = 5.0     # at start, re-publish fills the previous run marked in its last seconds
 GAP_TRIGGERS = frozenset({"start", "reconnect", "bus_gap", "doubt"})
 
 
@@ -94,6 +95,7 @@ class ReconcilerService(CatchupMixin, Service):
 
     async def main_loop(self) -> None:
         await self._await_listener()
+        await self.replay_tail()
         await self.publish_pending(replay=True)
         self.request("start")
         assert self.ws is not None
@@ -128,10 +130,12 @@ class ReconcilerService(CatchupMixin, Service):
         self.request("bus_gap")
 
     async def _on_ws_connected(self) -> None:
+        # Every subscription, the first included, is followed by a catch-up that starts after it:
+        # the start-up catch-up may have read the exchange before the WS was listening, and a fill
+        # in between would otherwise wait for the periodic catch-up.
         self.connections += 1
         self.last_connected_at = time.monotonic()
-        if self.connections > 1:
-            self.request("reconnect")
+        self.request("reconnect" if self.connections > 1 else "start")
 
     async def _clock_watch(self) -> None:
         """While the WS is down, keep the exchange clock offset fresh: WS auth `expires` depends on it."""
@@ -171,7 +175,7 @@ class ReconcilerService(CatchupMixin, Service):
         asyncio.get_running_loop().call_later(delay, self.request, trigger)
 
     # --- publishing -------------------------------------------------------------------------
-    async def publish_fill(self, row: dict[str, Any], source: str) -> None:
+    async def publish_fill(self, row: dict[str, Any], source: str, *, replay: bool = False) -> None:
         """Publish one recorded Trade row, then mark it; a row already on its way is skipped."""
         assert self.ledger is not None
         exec_id = str(row["execId"])
@@ -179,21 +183,38 @@ class ReconcilerService(CatchupMixin, Service):
             return
         self._inflight.add(exec_id)
         try:
-            await self.publish(topics.fill(str(row.get("symbol"))), ET.ORDER_FILLED.value, fill_event(row, source))
+            await self.publish(topics.fill(str(row.get("symbol"))), ET.ORDER_FILLED.value,
+                               fill_event(row, source, replay=replay))
             self.ledger.mark_published([exec_id])
             self.m.fills.labels(source).inc()
         finally:
             self._inflight.discard(exec_id)
 
     async def publish_pending(self, *, replay: bool = False) -> None:
-        """Publish rows recorded but never marked (kill -9 after insert, or a failed publish)."""
+        """Publish rows recorded but never marked (kill -9 after insert, or a failed publish).
+
+        At start-up (`replay=True`) such a row may already have gone out just before the kill, so
+        it is flagged as a replay.
+        """
         assert self.ledger is not None
         for row, source in self.ledger.pending():
             if str(row.get("execId")) in self._inflight:
                 continue
-            await self.publish_fill(row, source)
+            await self.publish_fill(row, source, replay=replay)
             if replay:
                 self.m.republished.inc()
+
+    async def replay_tail(self) -> None:
+        """Re-publish the previous run's last few seconds of fills: its socket may have died holding them."""
+        assert self.ledger is not None
+        rows = self.ledger.recent_published(REPLAY_WINDOW_S)
+        for row, source in rows:
+            await self.publish(topics.fill(str(row.get("symbol"))), ET.ORDER_FILLED.value,
+                               fill_event(row, source, replay=True))
+            self.m.republished.inc()
+        if rows:
+            log.info("re-published the tail of the previous run's fills", extra={"fills": len(rows),
+                                                                                "window_s": REPLAY_WINDOW_S})
 
     async def record(self, rows: list[dict[str, Any]], source: str) -> None:
         assert self.ledger is not None

@@ -108,6 +108,8 @@ class StrategyService(Service):
         self.by_id = {h.sid: h for h in self.hosted}
         self.pending: dict[str, _Pending] = {}
         self.owner: OrderedDict[str, str] = OrderedDict()
+        # exec_ids already handed to a strategy: the reconciler may re-deliver a fill after a restart.
+        self.seen_fills: OrderedDict[str, None] = OrderedDict()
 
     async def startup(self) -> None:
         self.make_publisher()
@@ -255,6 +257,12 @@ class StrategyService(Service):
             self._call(owner, "on_order_event", events.parse_order_event(ev.type, ev.data))
 
     async def _on_fill(self, ev: Event) -> None:
+        exec_id = str(ev.data.get("exec_id", ""))
+        if exec_id in self.seen_fills:
+            return
+        self.seen_fills[exec_id] = None
+        while len(self.seen_fills) > OWNER_MEMORY:
+            self.seen_fills.popitem(last=False)
         owner = self.by_id.get(self.owner.get(str(ev.data.get("intent_id")), ""))
         fill = events.parse_fill(ev.data) if owner is not None else None
         if owner is not None and fill is not None:

@@ -83,8 +83,15 @@ async def test_garbage_on_the_wire_is_counted_and_skipped(tmp_path):
         for frames in garbage:
             raw.send_multipart(frames)
         raw.send_multipart([b"order.placed", orjson.dumps(good | {"seq": 1, "data": {"ok": True}})])
-        await async_wait_for(lambda: seen, 10, "the valid event after the garbage")
-        assert [e.data for e in seen] == [{"ok": True}]
+        # A lone one-frame message swallows the valid message behind it (counted), and nothing after that.
+        raw.send_multipart([b"tick.x"])
+        raw.send_multipart([b"order.placed", orjson.dumps(good | {"seq": 2, "data": {"lost": True}})])
+        raw.send_multipart([b"order.placed", orjson.dumps(good | {"seq": 3, "data": {"after": True}})])
+        await async_wait_for(lambda: len(seen) == 2, 10, "the valid events after the garbage")
+        assert [e.data for e in seen] == [{"ok": True}, {"after": True}]
+        assert stats.lost[("bench", "critical")] == 1   # the swallowed event is a counted gap
+        # The one-frame message shifts the framing into the three-frame one that follows: the reader
+        # re-synchronises on the next message boundary and counts the pair once.
         assert dict(stats.malformed) == {"frame_count": 2, "not_json": 1, "not_object": 1, "bad_fields": 3,
                                          "too_large": 1, "bad_topic": 1}
         assert not task.done()

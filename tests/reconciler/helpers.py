@@ -71,7 +71,9 @@ class BusListener:
         return [e.data["exec_id"] for e in self.events if e.type == "ORDER_FILLED"]
 
     def duplicates(self) -> dict[str, int]:
-        return {k: n for k, n in Counter(self.fill_ids()).items() if n > 1}
+        """exec_ids published more than once *without* the replay flag (a replay is a declared re-delivery)."""
+        first = [e.data["exec_id"] for e in self.events if e.type == "ORDER_FILLED" and not e.data.get("replay")]
+        return {k: n for k, n in Counter(first).items() if n > 1}
 
     async def close(self) -> None:
         self._stop.set()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import orjson
+
 from tests.reconciler.helpers import (BusListener, async_record, async_scrape, make_fills, ready_port,
                                       reconciler_env, running_sim)
 from tests.utils import async_wait_for, hean, metric
@@ -49,8 +51,10 @@ async def test_unexplained_position_escalates_once_instead_of_looping(tmp_path):
         # The ledger now claims a HEAN fill the exchange never had: the ETH position cannot be explained.
         db = sqlite3.connect(tmp_path / "data" / "reconciler.sqlite")
         with db:
+            raw = orjson.dumps({"execId": "bogus-1", "execType": "Trade", "symbol": "ETHUSDT", "side": "Buy",
+                                "execQty": "1", "execPrice": "3000", "orderId": "o-1", "orderLinkId": "h-x1"})
             db.execute("INSERT INTO executions VALUES ('bogus-1', 'Trade', 'ETHUSDT', 'Buy', '1', ?, 'o-1', 'h-x1',"
-                       " 'ws', '{}', 1, 0)", (sim.clock() - 1000,))
+                       " 'ws', ?, 1, 0)", (sim.clock() - 1000, raw))
         db.close()
         second = hean(["run", "reconciler"], env, "reconciler #2")
         listener = BusListener(tmp_path, prefixes=("reconcile.alert",))

@@ -94,6 +94,8 @@ async def test_fills_go_to_the_owner_positions_to_everyone(run_strategies):
                 "symbol": "BTCUSDT", "side": "Buy", "exec_qty": "0.002", "exec_price": "50000.1",
                 "exec_fee": "0.055", "exec_time_ms": 123, "is_maker": False, "source": "ws", "hean": True}
         await peers.send("reconciler", topics.fill("BTCUSDT"), ET.ORDER_FILLED.value, fill)
+        # A reconciler restart re-delivers its last fills (replay): the strategy must still see it once.
+        await peers.send("reconciler", topics.fill("BTCUSDT"), ET.ORDER_FILLED.value, fill | {"replay": True})
         pos = {"symbol": "BTCUSDT", "side": "Buy", "size": "0.002", "avg_price": "50000.1",
                "unrealised_pnl": "0", "created_time_ms": 100, "updated_time_ms": 100, "foreign": False}
         await peers.send("reconciler", topics.position("BTCUSDT"), ET.POSITION_UPDATE.value, pos)
