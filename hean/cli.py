@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hean.config import EX_CONFIG, ConfigError, HeanSettings, load_settings
+from hean.config import settings_or_exit
 
 # Process name -> "module:Class"; imported lazily so `hean run echo` does not load the exchange client.
 SERVICES = {
@@ -46,21 +46,11 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def settings_or_exit(env_file: str | None, **overrides: Any) -> HeanSettings:
-    """Load settings; on any problem print one line naming the setting and exit 78 (EX_CONFIG)."""
-    try:
-        return load_settings(env_file, **overrides)
-    except ConfigError as exc:
-        name = overrides.get("service", "hean")
-        print(f"hean {name}: config error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(EX_CONFIG) from None
-
-
 def _run(args: argparse.Namespace) -> int:
     from hean.lifecycle import run_service
     from hean.logging import setup_logging
 
-    settings = settings_or_exit(args.env_file, service=args.service)
+    settings = settings_or_exit(args.env_file, args.service, service=args.service)
     setup_logging(args.service, settings.log_level, settings.secrets())
     service_cls = _load(SERVICES[args.service])
     return run_service(service_cls, settings)

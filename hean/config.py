@@ -12,6 +12,7 @@ the CLI turns it into exit status 78 (EX_CONFIG) without a traceback.
 from __future__ import annotations
 
 import os
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -334,6 +335,20 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> HeanS
         raise ConfigError(_one_line(exc)) from None
     except ValueError as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
+
+
+def print_config_error(who: str, exc: ConfigError) -> None:
+    """The one line an operator sees for bad configuration (stderr, no traceback)."""
+    print(f"hean {who}: config error: {exc}", file=sys.stderr, flush=True)
+
+
+def settings_or_exit(env_file: str | Path | None, who: str, **overrides: Any) -> HeanSettings:
+    """Load settings for a command-line entry point; on any problem print one line and exit 78."""
+    try:
+        return load_settings(env_file, **overrides)
+    except ConfigError as exc:
+        print_config_error(who, exc)
+        raise SystemExit(EX_CONFIG) from None
 
 
 def _unknown_env_names(environ: Any) -> list[str]:

@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import Coroutine
 from typing import Any
 
@@ -25,7 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from hean.bus import BusStats, Publisher, Subscriber
 from hean.bus.envelope import Event
-from hean.config import EX_CONFIG, ConfigError, HeanSettings
+from hean.config import EX_CONFIG, ConfigError, HeanSettings, print_config_error
 from hean.metrics import MetricsServer, ServiceGauges
 
 EX_SOFTWARE = 70
@@ -136,7 +135,7 @@ class Service:
             port = await self.metrics.start()
             await self.startup()
         except ConfigError as exc:
-            print(f"hean {self.name}: config error: {exc}", file=sys.stderr, flush=True)
+            print_config_error(self.name, exc)
             await self._close()
             return EX_CONFIG
         except Exception as exc:
@@ -216,6 +215,6 @@ async def _serve(service_cls: type[Service], settings: HeanSettings) -> int:
     try:
         service = service_cls(settings)
     except ConfigError as exc:
-        print(f"hean {service_cls.name}: config error: {exc}", file=sys.stderr, flush=True)
+        print_config_error(service_cls.name, exc)
         return EX_CONFIG
     return await service.serve()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from hean import topics
 from hean.bus import BusStats, Event, Publisher, Subscriber
-from hean.config import EX_CONFIG, ConfigError, HeanSettings, load_settings
+from hean.config import HeanSettings, settings_or_exit
 from hean.ids import new_intent_id
 from hean.strategy.api import InvalidIntent, OrderIntent, validate
 from hean.strategy.events import intent_data, parse_position
@@ -122,11 +121,7 @@ async def send(args: argparse.Namespace, settings: HeanSettings) -> tuple[int, d
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings = load_settings(args.env_file, service="ctl")
-    except ConfigError as exc:
-        print(f"hean order: config error: {exc}", file=sys.stderr, flush=True)
-        return EX_CONFIG
+    settings = settings_or_exit(args.env_file, "order", service="ctl")
     rc, result = asyncio.run(send(args, settings))
     print(json.dumps(result, default=str), flush=True)
     return rc

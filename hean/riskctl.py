@@ -116,11 +116,11 @@ async def send_reset(settings: HeanSettings, operator: str, new_initial_capital:
 
 
 def main(argv: list[str]) -> int:
-    from hean.cli import settings_or_exit
+    from hean.config import settings_or_exit
     from hean.logging import setup_logging
 
     args = build_parser().parse_args(argv)
-    settings = settings_or_exit(args.env_file, service="ctl")
+    settings = settings_or_exit(args.env_file, "risk", service="ctl")
     setup_logging("ctl", settings.log_level, settings.secrets())
     operator = str(args.operator).strip()
     if not operator:

@@ -19,7 +19,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from hean.bus import BusStats, Subscriber
-from hean.config import EX_CONFIG, ConfigError, load_settings
+from hean.config import settings_or_exit
 from hean.observer import Observer
 
 SERVICES = ("risk", "reconciler", "executor", "watchdog", "feed", "strategy")
@@ -102,7 +101,7 @@ def _service_row(svc: str, samples: dict[str, float] | None, restarts: int | Non
 
 
 async def collect(args: argparse.Namespace) -> dict[str, Any]:
-    settings = load_settings(args.env_file, service="status")
+    settings = settings_or_exit(args.env_file, "status", service="status")
     doc = _up_doc(args.state_dir)
     runtime_dir = Path(doc["runtime_dir"]) if doc else settings.runtime_dir
     listed = doc.get("services", {}) if doc else {}
@@ -180,10 +179,6 @@ def _table(st: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        st = asyncio.run(collect(args))
-    except ConfigError as exc:
-        print(f"hean status: config error: {exc}", file=sys.stderr, flush=True)
-        return EX_CONFIG
+    st = asyncio.run(collect(args))
     print(json.dumps(st) if args.json else _table(st), flush=True)
     return 0 if st["all_up"] else 1

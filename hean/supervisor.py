@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from hean import demo
 from hean.bus import BusStats, Subscriber
 from hean.logging import setup_logging
-from hean.config import EX_CONFIG, BybitSettings, ConfigError, HeanSettings, load_settings
+from hean.config import EX_CONFIG, BybitSettings, HeanSettings, settings_or_exit
 from hean.metrics import MetricsServer
 from hean.observer import Observer
 from hean.upchild import Child, ChildFailed, http_json
@@ -254,11 +254,7 @@ class Supervisor:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings = load_settings(args.env_file, service="up")
-    except ConfigError as exc:
-        print(f"hean up: config error: {exc}", file=sys.stderr, flush=True)
-        return EX_CONFIG
+    settings = settings_or_exit(args.env_file, "up", service="up")
     # The supervisor's own log records go to <state>/logs/up.log; the terminal gets the compact view.
     sup = Supervisor(args, settings, dict(os.environ))
     (sup.state / "logs").mkdir(parents=True, exist_ok=True)
