@@ -175,16 +175,22 @@ class Service:
         sd_notify("STOPPING=1")
         # 1. Stop taking new work: the bus reader stops, what is already queued is still handled.
         self._bus_stop.set()
-        # 2. Let the service finish in-flight work, bounded by its shutdown timeout.
-        try:
-            work = [self.shutdown()]
-            if self._bus_task is not None:
-                work.append(asyncio.shield(self._bus_task))
-            if not self.force_exit:
-                await asyncio.wait_for(asyncio.gather(*work, return_exceptions=True), self.shutdown_timeout)
-        except TimeoutError:
-            log.error("shutdown timed out; cancelling what is left", extra={"timeout_s": self.shutdown_timeout})
-        # 3. Cancel whatever is still running and say how much that was.
+        if not self.force_exit:
+            try:
+                async with asyncio.timeout(self.shutdown_timeout):
+                    # 2. The main loop sees should_exit and returns once its current unit of work is
+                    #    done, so shutdown() never closes a client or a database under its feet.
+                    await asyncio.gather(asyncio.shield(main), return_exceptions=True)
+                    # 3. The service finishes in-flight work and releases what it holds.
+                    work = [self.shutdown()]
+                    if self._bus_task is not None:
+                        work.append(asyncio.shield(self._bus_task))
+                    for result in await asyncio.gather(*work, return_exceptions=True):
+                        if isinstance(result, Exception):
+                            log.error("error while shutting down", exc_info=result)
+            except TimeoutError:
+                log.error("shutdown timed out; cancelling what is left", extra={"timeout_s": self.shutdown_timeout})
+        # 4. Cancel whatever is still running and say how much that was.
         left = [t for t in (*self._tasks, main) if not t.done()]
         for t in left:
             t.cancel()

@@ -2,14 +2,15 @@
 
 1. Reconnect -> all N missed fills published, N = 100 and 1,000: the private WS is dropped, N fills
    happen while it is down, and the clock runs from the moment the WS is connected again until the
-   N-th fill is received by a bus subscriber (REST catch-up, paging, ledger, publish).
+   N-th fill is received by a bus subscriber (REST catch-up, paging, ledger, publish). Baseline, same
+   run: a bare client paging the same N executions from the exchange (no ledger, no bus); the ratio
+   is what recording and publishing exactly once costs on top of fetching.
 2. Feed: WS frame in -> tick published, p50/p99, from each tick's `recv_ts_ns` to its envelope `ts_ns`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 import time
 from decimal import Decimal
@@ -19,7 +20,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from hean.bus import BusStats, Event, Subscriber
-from hean.config import BybitSettings, HeanSettings, MetricsPorts, ReconcilerSettings, WsSettings
+from hean.config import (
+    BybitSettings,
+    HeanSettings,
+    MetricsPorts,
+    ReconcilerSettings,
+    WsSettings,
+)
+from hean.exchange.bybit import BybitRestClient
 from hean.feed.service import FeedService
 from hean.lifecycle import Service
 from hean.reconciler.service import ReconcilerService
@@ -93,11 +101,30 @@ async def _reconnect_bench(sim: SimServer, settings: HeanSettings) -> dict[str, 
             assert service.last_connected_at is not None
             await _until(lambda: len(listener.events) >= seen + n, 120, f"{n} fills published")
             results[f"reconnect_to_{n}_fills_published_s"] = round(listener.events[-1][0] - service.last_connected_at, 4)
+            bare = await _bare_fetch(sim, n)
+            results[f"bare_fetch_{n}_executions_s"] = round(bare, 4)
+            results[f"reconnect_vs_bare_fetch_{n}"] = round(results[f"reconnect_to_{n}_fills_published_s"] / bare, 2)
     finally:
         service.should_exit.set()
         await task
         await listener.close()
     return results
+
+
+async def _bare_fetch(sim: SimServer, n: int) -> float:
+    """Seconds for a bare client to page the newest n executions (the baseline for the catch-up)."""
+    client = BybitRestClient(rest_url=sim.rest_url, api_key="hean-sim-key", api_secret="hean-sim-secret",
+                             dry_run=True, is_live=False, registry=CollectorRegistry())
+    await client.start()
+    try:
+        newest = sorted(e.exec_time_ms for e in sim.exchange.executions)[-n]
+        started = time.monotonic()
+        rows = await client.executions_since(newest)
+        elapsed = time.monotonic() - started
+    finally:
+        await client.close()
+    assert len(rows) >= n, f"baseline fetched {len(rows)} of {n}"
+    return elapsed
 
 
 async def _feed_bench(sim: SimServer, settings: HeanSettings) -> dict[str, float]:
@@ -128,11 +155,8 @@ async def run(json_out: bool) -> dict[str, Any]:
             results.update(await _feed_bench(sim, settings))
     finally:
         await sim.stop()
-    if json_out:
-        print(json.dumps(results))
-    else:
-        for key, value in results.items():
-            print(f"{key:40s} {value}")
+    for key, value in results.items():
+        print(f"{key:40s} {value}")
     return results
 
 

@@ -64,6 +64,8 @@ class ReconcilerService(CatchupMixin, Service):
         self.client: BybitRestClient | None = None
         self.ws: BybitWebSocket | None = None
         self._ws_stop = asyncio.Event()
+        self._loops: list[asyncio.Task[Any]] = []
+        self._catchup_lock = asyncio.Lock()    # held while a catch-up uses the client and the ledger
         self._wake = asyncio.Event()
         self._triggers: list[str] = []
         self._inflight: set[str] = set()
@@ -99,14 +101,22 @@ class ReconcilerService(CatchupMixin, Service):
         await self.publish_pending(replay=True)
         self.request("start")
         assert self.ws is not None
-        self.spawn(self.ws.run(self._ws_stop), "private_ws")
-        self.spawn(self._republish_loop(), "state_republish")
-        self.spawn(self._periodic_loop(), "periodic_catchup")
-        self.spawn(self._clock_watch(), "clock_watch")
+        self._loops = [self.spawn(self.ws.run(self._ws_stop), "private_ws"),
+                       self.spawn(self._republish_loop(), "state_republish"),
+                       self.spawn(self._periodic_loop(), "periodic_catchup"),
+                       self.spawn(self._clock_watch(), "clock_watch")]
         await self._catchup_loop()
 
     async def shutdown(self) -> None:
+        # 1. Stop the WS and the helper loops, so nothing new touches the client or the ledger.
         self._ws_stop.set()
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        # 2. Let a catch-up in progress finish: its fills are recorded and published, not half done.
+        async with self._catchup_lock:
+            pass
+        # 3. Release the client and the ledger.
         if self.client is not None:
             await self.client.close()
         if self.ledger is not None:
@@ -166,7 +176,9 @@ class ReconcilerService(CatchupMixin, Service):
             pending, self._triggers = self._triggers, []
             gaps = [t for t in pending if t in GAP_TRIGGERS]
             trigger = gaps[0] if gaps else (pending[0] if pending else "periodic")
-            if not await self.catchup(trigger, gap=bool(gaps)):
+            async with self._catchup_lock:
+                ok = await self.catchup(trigger, gap=bool(gaps))
+            if not ok:
                 self._later(min(RETRY_S, self.cfg.interval_s), trigger)
             elif self.tracker.pending():
                 self._later(min(RETRY_S, self.cfg.interval_s), "mismatch")
