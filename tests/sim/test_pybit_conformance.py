@@ -14,10 +14,18 @@ from typing import Any
 
 import pytest
 from pybit.exceptions import InvalidRequestError
-from pybit.unified_trading import HTTP
+from pybit.unified_trading import HTTP, WebSocket
 
 from hean.sim import SimServer
-from tests.sim.pybit_harness import Inbox, capture_pybit_ws_logs, pybit_http, pybit_ws, subscribed, wait_until
+from tests.sim.pybit_harness import (
+    Inbox,
+    capture_pybit_ws_logs,
+    pybit_http,
+    pybit_ws,
+    subscribe_on_loop,
+    subscribed,
+    wait_until,
+)
 
 KEY, SECRET = "test-key-123", "test-secret-456"   # same as conftest's simulator settings
 BTC = {"category": "linear", "symbol": "BTCUSDT"}
@@ -54,11 +62,11 @@ async def test_market_data_through_pybit(http: HTTP, sim: SimServer) -> None:
         ("BTCUSDT", "LinearPerpetual", "Trading")
     assert Decimal(instrument["priceFilter"]["tickSize"]) == Decimal("0.1")
     assert Decimal(instrument["lotSizeFilter"]["qtyStep"]) == Decimal("0.001")
-    assert Decimal(instrument["lotSizeFilter"]["minNotionalValue"]) == Decimal("5")
+    assert Decimal(instrument["lotSizeFilter"]["minNotionalValue"]) == Decimal(5)
 
     ticker = only((await call(http.get_tickers, **BTC))["result"]["list"])
-    assert Decimal(ticker["lastPrice"]) == Decimal("50000")
-    assert (Decimal(ticker["bid1Price"]), Decimal(ticker["ask1Price"])) == (Decimal("50000"), Decimal("50000.1"))
+    assert Decimal(ticker["lastPrice"]) == Decimal(50000)
+    assert (Decimal(ticker["bid1Price"]), Decimal(ticker["ask1Price"])) == (Decimal(50000), Decimal("50000.1"))
 
 
 async def test_order_lifecycle_through_pybit(http: HTTP) -> None:
@@ -67,7 +75,7 @@ async def test_order_lifecycle_through_pybit(http: HTTP) -> None:
     assert limit["retCode"] == 0 and limit["result"]["orderLinkId"] == "pybit-limit-1"
     resting = only((await call(http.get_open_orders, **BTC, orderLinkId="pybit-limit-1"))["result"]["list"])
     assert resting["orderId"] == limit["result"]["orderId"] and resting["orderStatus"] == "New"
-    assert (Decimal(resting["price"]), Decimal(resting["leavesQty"])) == (Decimal("49000"), Decimal("0.01"))
+    assert (Decimal(resting["price"]), Decimal(resting["leavesQty"])) == (Decimal(49000), Decimal("0.01"))
 
     market = await call(http.place_order, **BTC, side="Buy", orderType="Market", qty="0.01",
                         orderLinkId="pybit-mkt-1")
@@ -83,7 +91,7 @@ async def test_order_lifecycle_through_pybit(http: HTTP) -> None:
     bulk = {f"pybit-bulk-{i}" for i in range(3)}
     for i, link_id in enumerate(sorted(bulk)):
         await call(http.place_order, **BTC, side="Buy", orderType="Limit", qty="0.001",
-                   price=str(Decimal("48000") + 100 * i), orderLinkId=link_id)
+                   price=str(Decimal(48000) + 100 * i), orderLinkId=link_id)
     assert len((await call(http.get_open_orders, **BTC))["result"]["list"]) == 3
     swept = await call(http.cancel_all_orders, **BTC)
     assert swept["result"]["success"] == "1"
@@ -103,7 +111,7 @@ async def test_order_lifecycle_through_pybit(http: HTTP) -> None:
     account = only((await call(http.get_wallet_balance, accountType="UNIFIED"))["result"]["list"])
     usdt = only([c for c in account["coin"] if c["coin"] == "USDT"])
     assert account["accountType"] == "UNIFIED"
-    assert Decimal(usdt["walletBalance"]) == Decimal("100000") - Decimal(fill["execFee"])
+    assert Decimal(usdt["walletBalance"]) == Decimal(100000) - Decimal(fill["execFee"])
 
 
 async def test_duplicate_order_link_id_raises_110072(http: HTTP) -> None:
@@ -114,7 +122,7 @@ async def test_duplicate_order_link_id_raises_110072(http: HTTP) -> None:
     assert caught.value.status_code == 110072
     assert caught.value.message == "OrderLinkedID is duplicate"
     rows = (await call(http.get_open_orders, **BTC, orderLinkId="pybit-dup"))["result"]["list"]
-    assert Decimal(only(rows)["price"]) == Decimal("45000"), "the duplicate must not replace the first order"
+    assert Decimal(only(rows)["price"]) == Decimal(45000), "the duplicate must not replace the first order"
 
 
 async def test_wrong_secret_raises_10004_without_leaking_it(client: Any, sim: SimServer) -> None:
@@ -171,8 +179,8 @@ async def test_public_streams_through_pybit(monkeypatch: pytest.MonkeyPatch, cap
     capture_pybit_ws_logs(caplog)
     tickers, books = Inbox(), Inbox()
     async with pybit_ws(monkeypatch, sim, "linear") as ws:
-        await asyncio.to_thread(ws.ticker_stream, symbol="BTCUSDT", callback=tickers)
-        await asyncio.to_thread(ws.orderbook_stream, depth=1, symbol="BTCUSDT", callback=books)
+        subscribe_on_loop(ws, ws.ticker_stream, symbol="BTCUSDT", callback=tickers)
+        subscribe_on_loop(ws, ws.orderbook_stream, depth=1, symbol="BTCUSDT", callback=books)
         await wait_until(subscribed(caplog, "tickers.BTCUSDT"), "pybit to accept the tickers subscribe ack")
         await wait_until(subscribed(caplog, "orderbook.1.BTCUSDT"), "pybit to accept the orderbook subscribe ack")
         first = await tickers.wait(lambda m: m["data"].get("lastPrice") == "50000", "ticker snapshot at 50000")
@@ -195,8 +203,8 @@ async def test_private_streams_through_pybit(monkeypatch: pytest.MonkeyPatch, ca
     executions, orders = Inbox(), Inbox()
     async with pybit_ws(monkeypatch, sim, "private", api_key=KEY, api_secret=SECRET) as ws:
         await wait_until(lambda: ws.auth, "pybit to accept the simulator's auth reply")
-        await asyncio.to_thread(ws.execution_stream, callback=executions)
-        await asyncio.to_thread(ws.order_stream, callback=orders)
+        subscribe_on_loop(ws, ws.execution_stream, callback=executions)
+        subscribe_on_loop(ws, ws.order_stream, callback=orders)
         await wait_until(subscribed(caplog, "execution"), "pybit to accept the execution subscribe ack")
         await wait_until(subscribed(caplog, "order"), "pybit to accept the order subscribe ack")
 
@@ -217,6 +225,16 @@ async def test_private_streams_through_pybit(monkeypatch: pytest.MonkeyPatch, ca
         assert done["topic"] == "order" and only(mine(done))["orderId"] == order_id
 
 
+async def outlive_two_pongs(ws: WebSocket) -> None:
+    """Wait for two pong frames: the second comes a full interval after pybit's first JSON ping
+    was answered. pybit sets ``exited`` when a reply it cannot route makes it drop the socket."""
+    app = ws.ws   # websocket-client's WebSocketApp, which records pong-frame arrival times
+    await wait_until(lambda: ws.exited or app.last_pong_tm > 0, f"first pong frame on {ws.endpoint}")
+    first = app.last_pong_tm
+    await wait_until(lambda: ws.exited or app.last_pong_tm > first, f"second pong frame on {ws.endpoint}")
+    assert ws.is_connected() and not ws.exited, f"pybit dropped {ws.endpoint} after a JSON pong"
+
+
 async def test_heartbeats_keep_pybit_connections_alive(monkeypatch: pytest.MonkeyPatch, sim: SimServer,
                                                        http: HTTP, client: Any) -> None:
     """pybit answers each pong frame with a JSON ``ping``; the simulator's JSON pongs (public
@@ -225,15 +243,10 @@ async def test_heartbeats_keep_pybit_connections_alive(monkeypatch: pytest.Monke
     beat = {"ping_interval": 1, "ping_timeout": 0.9}   # pybit's own knobs, shortened from 20 s / 10 s
     async with pybit_ws(monkeypatch, sim, "linear", **beat) as public, \
             pybit_ws(monkeypatch, sim, "private", api_key=KEY, api_secret=SECRET, **beat) as private:
-        await asyncio.to_thread(public.ticker_stream, symbol="BTCUSDT", callback=tickers)
-        await asyncio.to_thread(private.order_stream, callback=orders)
+        subscribe_on_loop(public, public.ticker_stream, symbol="BTCUSDT", callback=tickers)
+        subscribe_on_loop(private, private.order_stream, callback=orders)
         for ws in (public, private):
-            # The second pong frame comes a full interval after the first JSON ping was answered;
-            # pybit sets ``exited`` when a reply it cannot route makes it drop the socket.
-            await wait_until(lambda: ws.exited or ws.ws.last_pong_tm > 0, f"first pong frame on {ws.endpoint}")
-            first = ws.ws.last_pong_tm
-            await wait_until(lambda: ws.exited or ws.ws.last_pong_tm > first, f"second pong on {ws.endpoint}")
-            assert ws.is_connected() and not ws.exited, f"pybit dropped {ws.endpoint} after a JSON pong"
+            await outlive_two_pongs(ws)
 
         await client.control("price", {"symbol": "BTCUSDT", "price": "50200"})
         await tickers.wait(lambda m: m["data"].get("lastPrice") == "50200", "ticker after heartbeats")
