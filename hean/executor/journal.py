@@ -49,13 +49,14 @@ class JournalRow:
     state: str
     intent: dict[str, Any]
     outcome: dict[str, Any] | None
+    updated_ms: int = 0     # local clock, ms: when the row last changed (for a PENDING row, just before sending)
 
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
@@ -77,9 +78,10 @@ class Journal:
     @staticmethod
     def _row(r: tuple[Any, ...]) -> JournalRow:
         return JournalRow(intent_id=r[0], order_link_id=r[1], symbol=r[2], state=r[3],
-                          intent=orjson.loads(r[4]), outcome=orjson.loads(r[5]) if r[5] else None)
+                          intent=orjson.loads(r[4]), outcome=orjson.loads(r[5]) if r[5] else None,
+                          updated_ms=int(r[6]))
 
-    _COLUMNS = "intent_id, order_link_id, symbol, state, intent_json, outcome_json"
+    _COLUMNS = "intent_id, order_link_id, symbol, state, intent_json, outcome_json, updated_ms"
 
     def get(self, intent_id: str) -> JournalRow | None:
         r = self._db.execute(f"SELECT {self._COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,)).fetchone()
@@ -99,7 +101,7 @@ class Journal:
     def insert(self, intent_id: str, order_link_id: str, symbol: str, state: str, intent: dict[str, Any],
                outcome: dict[str, Any] | None = None) -> bool:
         """Create the row (committed on return); False if the intent id is already journaled."""
-        now = _now_ms()
+        now = now_ms()
         cur = self._db.execute(
             "INSERT OR IGNORE INTO intents (intent_id, order_link_id, symbol, state, intent_json, outcome_json,"
             " created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -111,7 +113,7 @@ class Journal:
                intent: dict[str, Any] | None = None) -> None:
         """Move a row to `state`, storing the outcome to re-publish on re-delivery."""
         sets = ["state = ?", "updated_ms = ?"]
-        args: list[Any] = [state, _now_ms()]
+        args: list[Any] = [state, now_ms()]
         if outcome is not None:
             sets.append("outcome_json = ?")
             args.append(orjson.dumps(outcome))

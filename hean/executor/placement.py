@@ -60,8 +60,11 @@ class Placer:
 
     def __init__(self, client: BybitRestClient, journal: j.Journal, guard: FingerprintGuard,
                  metrics: ExecutorMetrics, publish: Publish, view: Callable[[], RiskView],
-                 soft_brake_factor: float, symbols: tuple[str, ...]) -> None:
+                 soft_brake_factor: float, symbols: tuple[str, ...], settle_ms: int = 6000) -> None:
         self.client = client
+        # How long after the last request an order absent from the exchange is really absent:
+        # recv_window plus a second of clock skew.
+        self.settle_ms = settle_ms
         # Only configured symbols are tradable: an intent for anything else is an unknown symbol.
         self.instruments = {s: f for s, f in client.instruments.items() if s in symbols}
         self.journal = journal
@@ -230,6 +233,13 @@ class Placer:
             return False
         if found is None and not may_resend:
             return False
+        if found is None and j.now_ms() < row.updated_ms + self.settle_ms:
+            # A request signed just now may still be on its way to the matching engine. Bybit refuses a
+            # request older than its recv_window, so "absent" is only final once that window has passed.
+            return False
+        current = self.journal.get(row.intent_id)
+        if current is None or current.final:
+            return True     # settled meanwhile by another path: never send a finished intent again
         view = self._view()
         if found is not None:
             self.m.resolved.labels("placed").inc()
@@ -264,8 +274,12 @@ class Placer:
         may_resend=False (start-up, before risk is known) only settles rows found on the exchange.
         """
         left = 0
-        for row in self.journal.open_rows():
-            if row.intent_id in self.busy:
+        for listed in self.journal.open_rows():
+            if listed.intent_id in self.busy:
+                continue
+            # The list was read before earlier lookups awaited: re-read, the row may be final by now.
+            row = self.journal.get(listed.intent_id)
+            if row is None or row.final:
                 continue
             self.busy.add(row.intent_id)
             # Until it is settled, the order counts as existing, at full size.

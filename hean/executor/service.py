@@ -94,7 +94,7 @@ class ExecutorService(Service):
         await self._connect_exchange()
         self.make_publisher()
         self.placer = Placer(self.client, self.journal, self.guard, self.m, self.publish, self.view,
-                             s.executor.soft_brake_factor, s.symbols)
+                             s.executor.soft_brake_factor, s.symbols, settle_ms=s.bybit.recv_window_ms + 1000)
         sub = self.make_subscriber()
         for source in (*INTENT_SOURCES, "risk", "reconciler"):
             sub.connect(source)
