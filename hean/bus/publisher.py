@@ -50,6 +50,10 @@ class Publisher:
         self._sync: dict[str, zmq.Socket] = {}
         self.endpoints: dict[str, str] = {}
         self._last_delay_warning = -1e9
+        # Critical events waiting for room, in order. While any waits, later critical events queue
+        # behind it: overtaking would reach subscribers out of sequence, and they drop stale seqs.
+        self._waiting = 0
+        self._critical_turn = asyncio.Lock()
 
     def bind(self) -> Publisher:
         if self._bus.transport == "ipc":
@@ -111,14 +115,24 @@ class Publisher:
         # The sequence advances even if the event is then dropped: subscribers see the hole and count it.
         state[2] += 1
         payload = encode(type_, self.service, self.epoch, state[2], time.time_ns(), data)
-        klass = "lossy" if state[1] else "critical"
-        if self._send(self._sync[klass], state[0], payload):
-            self.stats.published[klass] += 1
-            return True
         if state[1]:
-            self.stats.dropped[klass] += 1
+            if self._send(self._sync["lossy"], state[0], payload):
+                self.stats.published["lossy"] += 1
+                return True
+            self.stats.dropped["lossy"] += 1
             return False
-        return await self._backpressure(topic, state[0], payload)
+        if not self._waiting and self._send(self._sync["critical"], state[0], payload):
+            self.stats.published["critical"] += 1
+            return True
+        self._waiting += 1
+        try:
+            async with self._critical_turn:
+                if self._send(self._sync["critical"], state[0], payload):
+                    self.stats.published["critical"] += 1
+                    return True
+                return await self._backpressure(topic, state[0], payload)
+        finally:
+            self._waiting -= 1
 
     async def _backpressure(self, topic: str, topic_b: bytes, payload: bytes) -> bool:
         deadline = time.monotonic() + self._bus.critical_timeout_s
