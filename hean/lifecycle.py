@@ -181,16 +181,18 @@ class Service:
                     # 2. The main loop sees should_exit and returns once its current unit of work is
                     #    done, so shutdown() never closes a client or a database under its feet.
                     await asyncio.gather(asyncio.shield(main), return_exceptions=True)
-                    # 3. The service finishes in-flight work and releases what it holds.
-                    work = [self.shutdown()]
+                    # 3. Events already queued are handled (the reader has stopped), before any
+                    #    handler's database or client is closed.
                     if self._bus_task is not None:
-                        work.append(asyncio.shield(self._bus_task))
-                    for result in await asyncio.gather(*work, return_exceptions=True):
-                        if isinstance(result, Exception):
-                            log.error("error while shutting down", exc_info=result)
+                        await asyncio.gather(asyncio.shield(self._bus_task), return_exceptions=True)
+                    # 4. The service finishes in-flight work and releases what it holds.
+                    try:
+                        await self.shutdown()
+                    except Exception:
+                        log.exception("error while shutting down")
             except TimeoutError:
                 log.error("shutdown timed out; cancelling what is left", extra={"timeout_s": self.shutdown_timeout})
-        # 4. Cancel whatever is still running and say how much that was.
+        # 5. Cancel whatever is still running and say how much that was.
         left = [t for t in (*self._tasks, main) if not t.done()]
         for t in left:
             t.cancel()

@@ -37,7 +37,7 @@ log = logging.getLogger("hean.executor")
 T = topics.EventType
 _LEVELS = {"NORMAL": 0, "SOFT_BRAKE": 1, "QUARANTINE": 2, "HARD_STOP": 3}
 INTENT_SOURCES = ("strategy", "ctl")
-CANCEL_ATTEMPTS = 5
+CANCEL_RETRY_MAX_S = 5.0   # cancel-all during HARD_STOP is retried, backing off up to this
 
 
 class ExecutorService(Service):
@@ -72,9 +72,11 @@ class ExecutorService(Service):
         self.risk_state = state if isinstance(state, str) else None
         self._risk_heard = time.monotonic()
         self.m.risk_state.set(_LEVELS.get(self.view().effective, 3))
-        if state == "HARD_STOP" and previous != "HARD_STOP":
+        if state == "HARD_STOP" and previous != "HARD_STOP" and not any(
+                t.get_name() == "cancel_all" and not t.done() for t in self._loops):
             log.warning("HARD_STOP: cancelling all open orders", extra={"symbols": list(self.settings.symbols)})
-            self.spawn(self._cancel_all(), "cancel_all")
+            # Tracked with the loops, so shutdown stops it before the client closes.
+            self._loops.append(self.spawn(self._cancel_all(), "cancel_all"))
 
     async def _on_reconcile(self, ev: Event) -> None:
         reconciling = bool(ev.data.get("reconciling"))
@@ -148,18 +150,25 @@ class ExecutorService(Service):
             await asyncio.sleep(0.25)
 
     async def _cancel_all(self) -> None:
+        """Cancel every open order of every symbol; keep trying for as long as HARD_STOP holds.
+
+        Giving up after a few attempts would leave orders resting through an exchange outage with
+        the governor's hardest stop in force.
+        """
         assert self.journal is not None
         for symbol in self.settings.symbols:
-            for attempt in range(1, CANCEL_ATTEMPTS + 1):
+            attempt = 0
+            while self.risk_state == "HARD_STOP":
+                attempt += 1
                 resp = await self.client.cancel_all(symbol=symbol)
                 if resp.ok:
                     self.m.cancel_all.labels("ok").inc()
                     await self._announce_cancelled(resp.result.get("list") or [])
                     break
                 self.m.cancel_all.labels("failed").inc()
-                log.error("cancel-all failed", extra={"symbol": symbol, "attempt": attempt,
-                                                      "ret_code": resp.ret_code, "error": resp.error})
-                await asyncio.sleep(min(0.5 * attempt, 2.0))
+                log.error("cancel-all failed; retrying", extra={"symbol": symbol, "attempt": attempt,
+                                                                "ret_code": resp.ret_code, "error": resp.error})
+                await asyncio.sleep(min(0.2 * attempt, CANCEL_RETRY_MAX_S))
 
     async def _announce_cancelled(self, items: list[dict[str, Any]]) -> None:
         assert self.journal is not None

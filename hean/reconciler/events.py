@@ -65,9 +65,20 @@ def flat_position(symbol: str) -> dict[str, Any]:
             "created_time_ms": None, "updated_time_ms": None, "foreign": False}
 
 
+def dec_or_none(value: Any) -> str | None:
+    """A Decimal string, or None when the field is missing or not a finite number."""
+    try:
+        d = Decimal(str(value)) if value not in (None, "") else None
+    except InvalidOperation:
+        return None
+    return str(d) if d is not None and d.is_finite() else None
+
+
 def equity_event(account: dict[str, Any], ts_ms: int) -> dict[str, Any]:
+    # A missing equity must reach the risk governor as missing (counted as invalid), never as 0:
+    # zero equity is a 100 % drawdown and would latch HARD_STOP.
     return {
-        "equity": dec(account.get("totalEquity")), "wallet_balance": dec(account.get("totalWalletBalance")),
+        "equity": dec_or_none(account.get("totalEquity")), "wallet_balance": dec(account.get("totalWalletBalance")),
         "available_balance": dec(account.get("totalAvailableBalance")),
         "unrealised_pnl": dec(account.get("totalPerpUPL")), "ts_ms": ts_ms,
     }

@@ -135,3 +135,21 @@ async def test_unknown_outcome_counts_as_exposure_until_resolved(tmp_path, sim):
         assert placed.type == "ORDER_PLACED"
         assert len(await sim_orders(sim, order_link_id(first["intent_id"]))) == 1
         assert sample(svc, "hean_executor_open_exposure", symbol="BTCUSDT") == 0
+
+
+async def test_hard_stop_keeps_cancelling_through_an_exchange_outage(tmp_path, sim):
+    """cancel-all failing again and again (5xx) is retried for as long as HARD_STOP holds."""
+    async with running(executor_settings(tmp_path, sim)) as (svc, peers):
+        await sim_control(sim, "price", {"symbol": "BTCUSDT", "price": "50000", "hold": True})
+        resting = intent(order_type="Limit", price="48000", qty="0.003")
+        assert (await peers.submit(resting)).type == "ORDER_PLACED"
+        await sim_control(sim, "faults/http-error", {"when": "before", "status": 503, "count": 6,
+                                                     "path": "/v5/order/cancel-all"})
+        await _set_risk(svc, peers, "HARD_STOP")
+        await wait_sample(svc, "hean_executor_cancel_all_total", 6, result="failed", timeout=30)
+        link = order_link_id(resting["intent_id"])
+        for _ in range(400):
+            if (await sim_orders(sim, link))[0]["orderStatus"] == "Cancelled":
+                break
+            await asyncio.sleep(0.05)
+        assert (await sim_orders(sim, link))[0]["orderStatus"] == "Cancelled"
