@@ -36,7 +36,7 @@ class CatchupMixin:
             now_ms = self.client.server_time_ms()
             for row in await self.client.open_orders():
                 await self.order_seen(row)
-            start_ms = catchup_start_ms(self.ledger.last_exec_time_ms(), now_ms, self.cfg.margin_s,
+            start_ms = catchup_start_ms(self.ledger.rest_watermark_ms(), now_ms, self.cfg.margin_s,
                                         self.cfg.lookback_s)
             rows = await self.client.executions_since(start_ms, now_ms)
             before = self.m.fills.labels("rest")._value.get()
@@ -50,6 +50,8 @@ class CatchupMixin:
             log.warning("catch-up failed; will retry", extra={"trigger": trigger, "error": str(exc)[:200]})
             return False
         duration = time.perf_counter() - started
+        # Everything up to now_ms has been read from the exchange: the next catch-up starts there.
+        self.ledger.set_rest_watermark_ms(now_ms)
         self.last_success_ms = now_ms
         self.m.last_duration.set(duration)
         self.m.last_success.set(time.time())

@@ -41,16 +41,18 @@ def signed_size(row: dict[str, Any]) -> Decimal:
     return -size if row.get("side") == "Sell" else size
 
 
-def catchup_start_ms(last_exec_ms: int | None, now_ms: int, margin_s: float, lookback_s: float) -> int:
+def catchup_start_ms(watermark_ms: int | None, now_ms: int, margin_s: float, lookback_s: float) -> int:
     """Where a catch-up starts reading executions.
 
-    From the last execution seen minus a margin (late-indexed rows), however long ago that is:
-    the client splits long ranges into 7-day windows, so a long gap is never cut short.
-    A fresh ledger looks back `lookback_s`.
+    From the REST watermark (the window end of the last successful catch-up) minus a margin for
+    late-indexed rows, however long ago that is: the client splits long ranges into 7-day windows,
+    so a long gap is never cut short. Fills that came over the WebSocket never move the watermark:
+    the WS can deliver fill B after it missed fill A, and reading from B would lose A for good.
+    A ledger without a watermark looks back `lookback_s`.
     """
-    if last_exec_ms is None:
+    if watermark_ms is None:
         return max(0, now_ms - int(lookback_s * 1000))
-    return max(0, min(last_exec_ms, now_ms) - int(margin_s * 1000))
+    return max(0, min(watermark_ms, now_ms) - int(margin_s * 1000))
 
 
 @dataclass(frozen=True)

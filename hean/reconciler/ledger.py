@@ -36,6 +36,8 @@ import orjson
 
 from hean.reconciler.diff import FILL_EXEC_TYPE, LedgerFill
 
+WATERMARK_KEY = "rest_watermark_ms"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
     exec_id       TEXT PRIMARY KEY,
@@ -118,6 +120,14 @@ class Ledger:
             "SELECT raw, source FROM executions WHERE published = 0 AND exec_type = ?"
             " ORDER BY exec_time_ms, exec_id", (FILL_EXEC_TYPE,))
         return [(orjson.loads(raw), source) for raw, source in cur.fetchall()]
+
+    def rest_watermark_ms(self) -> int | None:
+        """Window end of the last successful REST catch-up (server ms), or None if there was none."""
+        value = self.get_meta(WATERMARK_KEY)
+        return int(value) if value is not None else None
+
+    def set_rest_watermark_ms(self, value: int) -> None:
+        self.set_meta(WATERMARK_KEY, str(int(value)))
 
     def last_exec_time_ms(self) -> int | None:
         value = self._db.execute("SELECT MAX(exec_time_ms) FROM executions").fetchone()[0]

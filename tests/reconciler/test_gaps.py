@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from tests.reconciler.helpers import (BusListener, async_scrape, make_fills, ready_port, reconciler_env, running_sim,
                                       sim_trade_ids)
+from tests.executor.harness import sim_control
 from tests.utils import async_wait_for, hean, metric
 
 
@@ -84,6 +85,32 @@ async def test_funding_executions_are_recorded_but_never_published_as_fills(tmp_
             await async_wait_for(both_recorded, 20, "both funding executions recorded in the ledger")
             assert not funding & set(listener.fill_ids())
             assert len(listener.fill_ids()) == 3
+        finally:
+            proc.kill()
+            await listener.close()
+
+
+async def test_a_fill_missed_while_rest_fails_is_not_hidden_by_a_later_ws_fill(tmp_path):
+    """WS down and REST failing: fill A is missed; the WS comes back and brings a later fill B
+    before any catch-up succeeds. Reading 'since B minus margin' would lose A forever."""
+    async with running_sim() as sim:
+        proc, listener, port = await _start(tmp_path, sim, reconciler__margin_s="5")
+        try:
+            await sim_control(sim, "faults/http-error", {"when": "before", "status": 503, "count": 100000,
+                                                         "path": "/v5/execution/list"})
+            await sim.drop_ws("private")
+            make_fills(sim, 1)                                   # fill A: nobody hears it
+            missed = sim_trade_ids(sim) - set(listener.fill_ids())
+            await sim_control(sim, "clock/advance", {"ms": 60_000})
+            await async_wait_for(lambda: len(sim.private_hub.connections) == 1, 30, "private WS back")
+            await async_wait_for(lambda: any("execution" in c.topics for c in sim.private_hub.connections), 30,
+                                 "private WS subscribed to executions")
+            before = set(listener.fill_ids())
+            make_fills(sim, 1)                                   # fill B, 60 s after A, over the WS
+            await async_wait_for(lambda: len(set(listener.fill_ids()) - before) == 1, 30, "fill B over the WS")
+            await sim_control(sim, "faults/reset", {})
+            await async_wait_for(lambda: missed <= set(listener.fill_ids()), 30, "fill A recovered by REST")
+            assert listener.duplicates() == {}
         finally:
             proc.kill()
             await listener.close()

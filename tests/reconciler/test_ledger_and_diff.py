@@ -47,11 +47,24 @@ def test_only_trade_is_a_fill():
     assert is_fill(_row("a")) and not is_fill(_row("b", "Funding")) and not is_fill(_row("c", "Settle"))
 
 
-def test_catchup_window_starts_before_the_last_seen_execution_however_old():
+def test_catchup_window_starts_before_the_rest_watermark_however_old():
     now = 10_000_000_000
     assert catchup_start_ms(None, now, 30, 3600) == now - 3_600_000
     week_ago = now - 8 * 24 * 3600 * 1000
     assert catchup_start_ms(week_ago, now, 30, 3600) == week_ago - 30_000   # never clamped to a fixed window
+
+
+def test_ws_fills_never_move_the_rest_watermark(tmp_path):
+    """A fill the WS delivers late must not hide an earlier one the WS missed."""
+    ledger = Ledger(tmp_path / "r.sqlite")
+    ledger.set_rest_watermark_ms(1_000_000)                     # last successful catch-up read up to here
+    ledger.insert_many([{"execId": "b", "execType": "Trade", "symbol": "BTCUSDT", "side": "Buy",
+                         "execQty": "0.001", "execTime": "1060000"}], "ws")
+    assert ledger.last_exec_time_ms() == 1_060_000
+    assert ledger.rest_watermark_ms() == 1_000_000
+    start = catchup_start_ms(ledger.rest_watermark_ms(), 1_070_000, 5, 3600)
+    assert start == 995_000          # a fill the WS missed at 1_000_001 is still read
+    ledger.close()
 
 
 def _fill(t: int, side: str, qty: str, link: str = "h-1", exec_type: str = "Trade") -> LedgerFill:
