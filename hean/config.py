@@ -127,6 +127,8 @@ class ExecutorSettings(_Section):
     risk_stale_s: no risk state heard for this long = HARD_STOP behaviour (fail closed).
     resolve_interval_s: how often unresolved (ambiguous) journal rows are re-queried.
     shutdown_timeout_s: SIGTERM waits this long for in-flight requests.
+    intent_max_age_s: an intent older than this (by its `created_ns`) is rejected as `expired` instead
+        of sent: after an outage its sender has given up on it (the strategy runner does after 60 s).
     """
 
     dedup_window_s: PositiveFloat = 5.0
@@ -135,6 +137,7 @@ class ExecutorSettings(_Section):
     risk_stale_s: PositiveFloat = 5.0
     resolve_interval_s: PositiveFloat = 2.0
     shutdown_timeout_s: PositiveFloat = 10.0
+    intent_max_age_s: PositiveFloat = 30.0
 
 
 class ReconcilerSettings(_Section):

@@ -60,8 +60,10 @@ class Placer:
 
     def __init__(self, client: BybitRestClient, journal: j.Journal, guard: FingerprintGuard,
                  metrics: ExecutorMetrics, publish: Publish, view: Callable[[], RiskView],
-                 soft_brake_factor: float, symbols: tuple[str, ...], settle_ms: int = 6000) -> None:
+                 soft_brake_factor: float, symbols: tuple[str, ...], settle_ms: int = 6000,
+                 max_age_s: float = 30.0) -> None:
         self.client = client
+        self.max_age_s = max_age_s
         # How long after the last request an order absent from the exchange is really absent:
         # recv_window plus a second of clock skew.
         self.settle_ms = settle_ms
@@ -148,6 +150,17 @@ class Placer:
         """Gate and send an intent whose row is PENDING (fresh, or known to be absent from the exchange)."""
         view = self._view()
         link = order_link_id(intent.intent_id)
+        created_ns = raw.get("created_ns")
+        if type(created_ns) is int and (time.time_ns() - created_ns) / 1e9 > self.max_age_s:
+            # An old intent (redelivered late, or left open across a long outage) is no longer what its
+            # sender wants: the strategy runner has given up on it and may have sent a replacement.
+            self.m.rejected.labels("expired").inc()
+            log.warning("intent expired before it could be sent", extra={
+                "intent_id": intent.intent_id, "age_s": round((time.time_ns() - created_ns) / 1e9, 1)})
+            await self._finish(intent.intent_id, j.REJECTED, outcome(
+                topics.order("rejected"), T.ORDER_REJECTED, raw, qty=intent.qty, link=link,
+                risk_state=view.effective, reason="expired"))
+            return
         filt = self.instruments[intent.symbol]
         decision = risk_gate(intent, view, self._factor, filt)
         if not decision.allowed:

@@ -96,7 +96,8 @@ class ExecutorService(Service):
         await self._connect_exchange()
         self.make_publisher()
         self.placer = Placer(self.client, self.journal, self.guard, self.m, self.publish, self.view,
-                             s.executor.soft_brake_factor, s.symbols, settle_ms=s.bybit.recv_window_ms + 1000)
+                             s.executor.soft_brake_factor, s.symbols, settle_ms=s.bybit.recv_window_ms + 1000,
+                             max_age_s=s.executor.intent_max_age_s)
         sub = self.make_subscriber()
         for source in (*INTENT_SOURCES, "risk", "reconciler"):
             sub.connect(source)

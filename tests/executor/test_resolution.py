@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from hean.executor import journal as j
 from hean.ids import order_link_id
@@ -41,3 +42,14 @@ async def test_absent_is_not_final_until_the_recv_window_has_passed(tmp_path, si
         old = dataclasses.replace(row, updated_ms=row.updated_ms - svc.placer.settle_ms - 1)
         assert await svc.placer.resolve(old) is True             # past the window: absent is final, send it
         assert len(await sim_orders(sim, link)) == 1
+
+
+async def test_an_expired_intent_is_rejected_not_sent(tmp_path, sim):
+    """An intent older than intent_max_age_s (e.g. redelivered after an outage) is refused as expired."""
+    async with running(executor_settings(tmp_path, sim, intent_max_age_s=30)) as (svc, peers):
+        data = intent(created_ns=time.time_ns() - 600 * 10**9)       # ten minutes old
+        rejected = await peers.submit(data)
+        assert rejected.type == "ORDER_REJECTED" and rejected.data["reason"] == "expired"
+        assert await sim_orders(sim, order_link_id(data["intent_id"])) == []
+        fresh = await peers.submit(intent())
+        assert fresh.type == "ORDER_PLACED"
