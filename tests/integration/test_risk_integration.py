@@ -21,7 +21,7 @@ NOTIONAL = Decimal("40000")  # 4x the 10 000 USDT wallet: a 1 % price move is a 
 def opening_intent() -> dict[str, Any]:
     return {"intent_id": new_intent_id("itest"), "strategy_id": "itest", "symbol": "ETHUSDT", "side": "Buy",
             "qty": "0.1", "order_type": "Market", "price": None, "reduce_only": False, "take_profit": None,
-            "stop_loss": None, "time_in_force": None, "created_ns": 0}
+            "stop_loss": None, "time_in_force": None, "created_ns": time.time_ns()}
 
 
 def risk_state(state: str, epoch: int | None = None) -> Any:
