@@ -65,7 +65,6 @@ class ReconcilerService(CatchupMixin, Service):
         self.ws: BybitWebSocket | None = None
         self._ws_stop = asyncio.Event()
         self._loops: list[asyncio.Task[Any]] = []
-        self._catchup_lock = asyncio.Lock()    # held while a catch-up uses the client and the ledger
         self._wake = asyncio.Event()
         self._triggers: list[str] = []
         self._inflight: set[str] = set()
@@ -113,10 +112,8 @@ class ReconcilerService(CatchupMixin, Service):
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
-        # 2. Let a catch-up in progress finish: its fills are recorded and published, not half done.
-        async with self._catchup_lock:
-            pass
-        # 3. Release the client and the ledger.
+        # 2. Release the client and the ledger. (A catch-up in progress has finished: it runs in the
+        #    main loop, which the shell lets return before calling shutdown().)
         if self.client is not None:
             await self.client.close()
         if self.ledger is not None:
@@ -176,9 +173,7 @@ class ReconcilerService(CatchupMixin, Service):
             pending, self._triggers = self._triggers, []
             gaps = [t for t in pending if t in GAP_TRIGGERS]
             trigger = gaps[0] if gaps else (pending[0] if pending else "periodic")
-            async with self._catchup_lock:
-                ok = await self.catchup(trigger, gap=bool(gaps))
-            if not ok:
+            if not await self.catchup(trigger, gap=bool(gaps)):
                 self._later(min(RETRY_S, self.cfg.interval_s), trigger)
             elif self.tracker.pending():
                 self._later(min(RETRY_S, self.cfg.interval_s), "mismatch")
