@@ -242,7 +242,9 @@ class HeanSettings(BaseSettings):
     Bybit host needs dry_run=false AND is_live=true, and live mode needs both API credentials.
     service: the process name (set by `hean run <service>`).  log_level: root log level.
     data_dir: SQLite files.  runtime_dir: ipc sockets.  metrics_host: where /metrics binds.
-    symbols: traded instruments.  position_monitor_enabled / position_monitor_check_interval /
+    symbols: traded instruments.  archive_foreign_state: a state file written for another exchange
+    account is archived and replaced instead of refusing the start (see hean.statefile).
+    position_monitor_enabled / position_monitor_check_interval /
     max_hold_seconds: the seed's position monitor settings.
     """
 
@@ -263,6 +265,7 @@ class HeanSettings(BaseSettings):
     position_monitor_enabled: bool = True
     position_monitor_check_interval: PositiveFloat = 10.0
     max_hold_seconds: PositiveFloat = 3600.0
+    archive_foreign_state: bool = False
     bus: BusSettings = BusSettings()
     bybit: BybitSettings = BybitSettings()
     ws: WsSettings = WsSettings()

@@ -85,6 +85,11 @@ class BybitRestClient(TradingEndpoints):
         return f"BybitRestClient(rest_url={self._base!r}, dry_run={self._dry_run}, is_live={self._is_live})"
 
     @property
+    def base_url(self) -> str:
+        """The REST base URL without a trailing slash (part of the account identity)."""
+        return self._base
+
+    @property
     def rate_limiter(self) -> RateLimiter:
         return self._limiter
 
