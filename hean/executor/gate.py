@@ -227,6 +227,10 @@ class FingerprintGuard:
     def record(self, key: str) -> None:
         self._recent[key] = self._clock()
 
+    def forget(self, key: str) -> None:
+        """The order recorded under `key` was withdrawn before it was sent: it blocks nothing."""
+        self._recent.pop(key, None)
+
     def cleanup(self, now: float | None = None) -> int:
         """Forget fingerprints older than the window plus a minute (the seed's margin)."""
         now = self._clock() if now is None else now
