@@ -32,6 +32,7 @@ class Exchange:
         self, instruments: dict[str, Instrument], prices: PricePath, clock: Callable[[], int], *,
         seed: int, initial_balance: Decimal, taker_fee: Decimal, maker_fee: Decimal,
         slippage_bps: Decimal, leverage: Decimal, max_fill_qty_per_tick: Decimal | None = None,
+        created_time_resets: bool = False, report_open_time: bool = True,
     ) -> None:
         self.instruments = instruments
         self.prices = prices
@@ -40,6 +41,7 @@ class Exchange:
         self.slippage = slippage_bps / Decimal(10_000)
         self.leverage = leverage
         self.max_fill_qty_per_tick = max_fill_qty_per_tick
+        self.created_time_resets, self.report_open_time = created_time_resets, report_open_time
         self.wallet_balance = initial_balance
         self.cum_realised = ZERO
         self.orders: dict[str, Order] = {}
@@ -175,7 +177,12 @@ class Exchange:
 
     def _emit_order(self, order: Order) -> None:
         self._emit("order", [views.ws_order(order)])
-        self._emit("position", [views.ws_position(self, self.positions[order.symbol])])
+        self._emit_position(self.positions[order.symbol])
+
+    def _emit_position(self, pos: Position) -> None:
+        # Bybit pushes (and re-stamps) the position on every order change, even without a real change.
+        pos.updated_ms = self.clock()
+        self._emit("position", [views.ws_position(self, pos)])
 
     # ---- matching --------------------------------------------------------
     def step(self) -> None:
@@ -231,7 +238,7 @@ class Exchange:
         pos.updated_ms, pos.seq = now, self._seq + 1
         if pos.size == 0 or (pos.size > 0) == (signed > 0):
             if pos.size == 0:
-                pos.created_ms, pos.cur_realised = now, ZERO
+                self._opened(pos, now)
             total = abs(pos.size) + qty
             pos.avg_price = (abs(pos.size) * pos.avg_price + qty * price) / total
             pos.size += signed
@@ -241,10 +248,19 @@ class Exchange:
         remainder = qty - closed
         pos.size += signed
         if pos.size == 0:
-            pos.avg_price, pos.created_ms = ZERO, now
+            pos.avg_price, pos.open_ms = ZERO, 0
+            if self.created_time_resets:
+                pos.created_ms = now
         elif remainder > 0:
-            pos.avg_price, pos.created_ms, pos.cur_realised = price, now, ZERO
+            pos.avg_price = price
+            self._opened(pos, now)
         return closed, pnl
+
+    def _opened(self, pos: Position, now: int) -> None:
+        """A new position (from flat or through zero): openTime moves, createdTime only the first time."""
+        pos.open_ms, pos.cur_realised = now, ZERO
+        if self.created_time_resets or not pos.created_ms:
+            pos.created_ms = now
 
     # ---- account adjustments -------------------------------------------
     def adjust_wallet(self, amount: Decimal) -> Decimal:
@@ -264,6 +280,7 @@ class Exchange:
         self.wallet_balance -= fee
         pos.cum_realised -= fee
         pos.cur_realised -= fee
+        pos.updated_ms = self.clock()
         execution = Execution(
             exec_id=self._new_id(), symbol=symbol, order_id="", order_link_id="", side=pos.side,
             order_type="UNKNOWN", order_price=ZERO, order_qty=ZERO, leaves_qty=ZERO, exec_type="Funding",
@@ -273,5 +290,6 @@ class Exchange:
         )
         self.executions.append(execution)
         self._emit("execution", [views.ws_execution(execution)])
+        self._emit_position(pos)
         self._emit("wallet", [views.wallet_account(self)])
         return execution

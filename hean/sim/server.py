@@ -42,6 +42,7 @@ class SimServer:
             instruments, prices, self.clock, seed=settings.seed, initial_balance=settings.initial_balance,
             taker_fee=settings.taker_fee, maker_fee=settings.maker_fee, slippage_bps=settings.slippage_bps,
             leverage=settings.leverage, max_fill_qty_per_tick=settings.max_fill_qty_per_tick,
+            created_time_resets=settings.created_time_resets, report_open_time=settings.report_open_time,
         )
         self.faults = Faults(seed=settings.seed, ws_drop_every_s=settings.ws_drop_every_s)
         self.limiter = RateLimiter(settings.rate_limit_scale, settings.public_rate_limit)
