@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -22,6 +23,7 @@ from hean.sim.pricepath import PricePath
 from hean.sim.validate import OrderRequest
 
 FEE_QUANTUM = Decimal("0.00000001")
+REALTIME_CLOSED_KEEP = 500   # open-order.mdx: "recent 500 closed status records ... under each account"
 Listener = Callable[[str, list[dict]], None]
 
 
@@ -48,6 +50,8 @@ class Exchange:
         self.by_link_id: dict[str, Order] = {}
         self.executions: list[Execution] = []
         self.positions = {s: Position(s) for s in instruments}
+        # order/realtime's closed-order cache: ids in closing order; a Bybit restart empties it.
+        self.realtime_closed: OrderedDict[str, None] = OrderedDict()
         self.listeners: list[Listener] = []
         self._rng = random.Random(seed * 7919 + 17)
         self._seq = 0
@@ -173,7 +177,19 @@ class Exchange:
     def _finish(self, order: Order, status: str, cancel_type: str, reject: str = "EC_NoError") -> None:
         order.status, order.cancel_type, order.reject_reason = status, cancel_type, reject
         order.updated_ms = self.clock()
+        self._remember_closed(order)
         self._emit_order(order)
+
+    def _remember_closed(self, order: Order) -> None:
+        self.realtime_closed[order.order_id] = None
+        while len(self.realtime_closed) > REALTIME_CLOSED_KEEP:
+            self.realtime_closed.popitem(last=False)
+
+    def clear_realtime_cache(self) -> int:
+        """A Bybit service restart: closed orders are then found only through order/history."""
+        dropped = len(self.realtime_closed)
+        self.realtime_closed.clear()
+        return dropped
 
     def _emit_order(self, order: Order) -> None:
         self._emit("order", [views.ws_order(order)])
@@ -218,6 +234,8 @@ class Exchange:
         order.closed_pnl += pnl - fee
         order.updated_ms = now
         order.status = "Filled" if order.cum_qty >= order.qty else "PartiallyFilled"
+        if order.status == "Filled":
+            self._remember_closed(order)
         execution = Execution(
             exec_id=self._new_id(), symbol=order.symbol, order_id=order.order_id,
             order_link_id=order.order_link_id, side=order.side, order_type=order.order_type,

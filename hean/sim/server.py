@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from hean.sim import control
+from hean.sim import control, livecontrol
 from hean.sim.exchange import Exchange
 from hean.sim.faults import Faults
 from hean.sim.instruments import instrument_for
@@ -83,7 +83,7 @@ class SimServer:
         app.router.add_get("/v5/public/linear", self.public_hub.handle)
         app.router.add_get("/v5/private", self.private_hub.handle)
         app.router.add_get("/metrics", self._metrics)
-        control.add_routes(app, self)
+        control.add_routes(app, self, extra=livecontrol.ROUTES)
         app.router.add_route("*", "/v5/{tail:.*}", self.rest.dispatch)
         return app
 
