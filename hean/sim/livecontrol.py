@@ -5,13 +5,16 @@
         but the reply is held ``ms`` (WS pushes sent meanwhile reach the client first)
     POST /sim/faults/realtime-cache-clear {}
         empty order/realtime's closed-order cache, as a Bybit service restart does
+    POST /sim/book {"symbol": "BTCUSDT", "depth": "0.05"}
+        qty resting at every price level of both sides (null restores the default)
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hean.sim.control import ControlError, Route, _count
+from hean.sim.control import ControlError, Route, _count, _dec, _symbol
+from hean.sim.envelope import fmt
 from hean.sim.faults import DelayReply
 
 if TYPE_CHECKING:
@@ -37,3 +40,16 @@ ROUTES: dict[str, Route] = {
     "/sim/faults/delay-reply": delay_reply,
     "/sim/faults/realtime-cache-clear": realtime_cache_clear,
 }
+
+
+async def book(server: SimServer, body: dict[str, Any]) -> dict[str, Any]:
+    symbol = _symbol(server, body)
+    depth = None if body.get("depth") is None else _dec(body, "depth")
+    if depth is not None and depth <= 0:
+        raise ControlError("depth must be positive (or null for the default)")
+    ex = server.exchange
+    ex.book.set_depth(symbol, depth)
+    return {"symbol": symbol, "depth": fmt(ex.book.depth(symbol, ex.last(symbol)))}
+
+
+ROUTES["/sim/book"] = book
