@@ -108,7 +108,8 @@ class Exchange:
             raise SimError(DUPLICATE_LINK_ID)
         inst = self.instruments[req.symbol]
         touch = self.ask(req.symbol) if req.side == "Buy" else self.bid(req.symbol)
-        ref_price = req.price if req.price is not None else touch
+        limit_price = self._within_band(inst, req.side, req.price) if req.price is not None else None
+        ref_price = limit_price if limit_price is not None else touch
         if req.qty * ref_price < inst.min_notional:
             raise SimError(NOTIONAL_TOO_SMALL)
         qty = req.qty
@@ -129,8 +130,8 @@ class Exchange:
             price = market_limit_price(inst, req.side, touch, self.last(req.symbol), slippage_bps=self.slippage_bps,
                                        tolerance_type=req.slippage_type, tolerance=req.slippage)
         else:
-            assert req.price is not None
-            price = req.price
+            assert limit_price is not None
+            price = limit_price
         order = Order(
             order_id=self._new_id(), order_link_id=req.order_link_id, symbol=req.symbol, side=req.side,
             order_type=req.order_type, price=price, qty=qty, time_in_force=req.time_in_force,
@@ -142,6 +143,11 @@ class Exchange:
             self.by_link_id[order.order_link_id] = order
         self._match_new(order, touch)
         return order
+
+    def _within_band(self, inst: Instrument, side: str, price: Decimal) -> Decimal:
+        """Futures default (modifyEnable=true, set-price-limit.mdx): a price beyond the band moves to its edge."""
+        low, high = inst.band(self.last(inst.symbol))
+        return min(price, high) if side == "Buy" else max(price, low)
 
     @staticmethod
     def _opening_qty(pos: Position, side: str, qty: Decimal) -> Decimal:
@@ -319,7 +325,8 @@ class Exchange:
         pos.cur_realised -= fee
         pos.updated_ms = self.clock()
         execution = Execution(
-            exec_id=self._new_id(), symbol=symbol, order_id="", order_link_id="", side=pos.side,
+            # Bybit's Funding rows carry execQty = position size, its side and a non-empty orderId (SPEC §7.3).
+            exec_id=self._new_id(), symbol=symbol, order_id=self._new_id(), order_link_id="", side=pos.side,
             order_type="UNKNOWN", order_price=ZERO, order_qty=ZERO, leaves_qty=ZERO, exec_type="Funding",
             exec_price=mark, exec_qty=abs(pos.size), exec_value=value, exec_fee=fee, fee_rate=rate,
             exec_time_ms=self.clock(), is_maker=False, mark_price=mark, closed_size=ZERO, exec_pnl=ZERO,
