@@ -170,7 +170,8 @@ def _guard(path: str, handler: Handler, *, write: bool) -> Handler:
             raise SimError(KEY_EXPIRED, "Your api key has expired")
         if write and not account.may_write(path):
             raise SimError(PERMISSION_DENIED, "Permission denied, please check your API key permissions.")
-        if path == "/v5/order/create" and params.get("symbol") in account.hedge_symbols:
+        symbol = params.get("symbol")
+        if path == "/v5/order/create" and isinstance(symbol, str) and symbol in account.hedge_symbols:
             raise param_error("params error: position idx not match position mode")
         result = handler(ex, params, now_ms)
         if path == "/v5/position/list" and account.hedge_symbols:
@@ -235,8 +236,11 @@ def configure(ex: Exchange, body: dict[str, Any], now_ms: int) -> dict[str, Any]
     if "expired_at" in body:
         text = body["expired_at"]
         try:
-            account.expired_at_ms = None if text is None else parse_iso(str(text))
-        except ValueError:
+            expiry = None if text is None else parse_iso(str(text))
+            if expiry is not None:
+                iso_utc(expiry)   # must be printable back (years 1..9999 in UTC)
+            account.expired_at_ms = expiry
+        except (ValueError, OverflowError, OSError):
             raise ValueError("expired_at must be an ISO-8601 UTC time or null") from None
     if "deadline_day" in body:
         account.deadline_day = None if body["deadline_day"] is None else _want(body, "deadline_day", int)
