@@ -9,6 +9,7 @@ place orders, an expired key answers 33004, a hedge-mode symbol refuses position
 
 from __future__ import annotations
 
+import ipaddress
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ UNBOUND_KEY_LIFETIME_MS = 90 * DAY_MS   # SPEC §7.4: keys without an IP binding
 NO_EXPIRY = "1970-01-01T00:00:00Z"      # what query-api shows for an IP-bound key (apikey-info.mdx)
 NO_EXPIRY_DEADLINE_DAY = -2
 PERMISSION_DENIED = 10005
+UNMATCHED_IP = 10010
 KEY_EXPIRED = 33004
 PERMISSION_KINDS = ("ContractTrade", "Spot", "Wallet", "Options", "Derivatives", "CopyTrading",
                     "BlockTrade", "Exchange", "NFT", "Affiliate", "Earn")
@@ -66,6 +68,8 @@ class Account:
     deadline_day: int | None = None      # explicit remaining days (None: derived)
     uta: int = 1
     hedge_symbols: set[str] = field(default_factory=set)   # the rest are one-way (Bybit's default)
+    caller_ip: str | None = "127.0.0.1"   # on a loopback bind every caller has the bind address;
+    #                                         None (any other bind): the binding is shown, not enforced
     translog: TransactionLog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +78,9 @@ class Account:
     @property
     def ip_bound(self) -> bool:
         return "*" not in self.ips
+
+    def ip_allowed(self) -> bool:
+        return not self.ip_bound or self.caller_ip is None or self.caller_ip in self.ips
 
     def expiry_ms(self) -> int | None:
         """When the key stops working; None for a key that does not expire."""
@@ -132,9 +139,19 @@ _ACCOUNTS: weakref.WeakKeyDictionary[Exchange, Account] = weakref.WeakKeyDiction
 _API_KEYS: weakref.WeakKeyDictionary[Exchange, str] = weakref.WeakKeyDictionary()
 
 
-def attach(ex: Exchange, *, uid: int, api_key: str, initial_balance: Any, now_ms: int) -> Account:
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def attach(ex: Exchange, *, uid: int, api_key: str, initial_balance: Any, now_ms: int,
+           host: str = "127.0.0.1") -> Account:
     """Give ``ex`` its account (the server calls this once, with its settings)."""
-    account = Account(uid=uid, created_ms=now_ms, initial_balance=initial_balance)
+    caller = host if _is_loopback(host) else None
+    account = Account(uid=uid, created_ms=now_ms, initial_balance=initial_balance, caller_ip=caller,
+                      ips=[caller or "127.0.0.1"])
     _ACCOUNTS[ex] = account
     _API_KEYS[ex] = api_key
     return account
@@ -166,6 +183,8 @@ def transaction_log(ex: Exchange, params: dict[str, Any], now_ms: int) -> dict[s
 def _guard(path: str, handler: Handler, *, write: bool) -> Handler:
     def guarded(ex: Exchange, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
         account = account_of(ex)
+        if not account.ip_allowed():
+            raise SimError(UNMATCHED_IP, "Unmatched IP, please check your API key's bound IP addresses.")
         if account.expired(now_ms):
             raise SimError(KEY_EXPIRED, "Your api key has expired")
         if write and not account.may_write(path):

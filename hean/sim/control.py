@@ -220,7 +220,7 @@ def add_routes(app: web.Application, server: SimServer, extra: dict[str, Route] 
     routes = {**POST_ROUTES, **(extra or {})}
     settings = server.settings
     account.attach(server.exchange, uid=settings.uid, api_key=settings.api_key,
-                   initial_balance=settings.initial_balance, now_ms=server.clock())
+                   initial_balance=settings.initial_balance, now_ms=server.clock(), host=settings.host)
 
     async def post(request: web.Request) -> web.Response:
         try:

@@ -201,3 +201,13 @@ async def test_switch_mode_refused_with_open_orders_and_for_a_read_only_key(clie
     for bad in ({"category": "linear", "symbol": "ETHUSDT", "mode": 1}, {"category": "linear", "mode": 3}):
         await client.control("account", {"permissions": {"ContractTrade": ["Order", "Position"]}})
         assert (await client.post("/v5/position/switch-mode", bad))[2]["retCode"] == 10001, bad
+
+
+async def test_key_bound_to_another_ip_answers_10010_everywhere(client) -> None:
+    await client.control("account", {"ips": ["203.0.113.7"]})
+    for path, query in (("/v5/user/query-api", ""), ("/v5/position/list", "category=linear&symbol=BTCUSDT")):
+        _, _, body = await client.get(path, query)
+        assert body["retCode"] == 10010, path
+    assert (await client.create())["retCode"] == 10010
+    await client.control("account", {"ips": ["203.0.113.7", "127.0.0.1"]})
+    assert (await key_info(client))["ips"] == ["203.0.113.7", "127.0.0.1"]
