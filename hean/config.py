@@ -127,8 +127,12 @@ class ExecutorSettings(_Section):
     risk_stale_s: no risk state heard for this long = HARD_STOP behaviour (fail closed).
     resolve_interval_s: how often unresolved (ambiguous) journal rows are re-queried.
     shutdown_timeout_s: SIGTERM waits this long for in-flight requests.
-    intent_max_age_s: an intent older than this (by its `created_ns`) is rejected as `expired` instead
-        of sent: after an outage its sender has given up on it (the strategy runner does after 60 s).
+    intent_max_age_s: an intent older than this (by its `created_ns`, stamped on receipt when the
+        sender gave none) is rejected as `expired` instead of sent: after an outage its sender has
+        given up on it (the strategy runner does after 60 s).
+    exists_search_s: after a 110072 (an order with that orderLinkId exists) the order is searched for
+        in order/realtime and order/history this long; then, not resting, it is reported placed
+        without an orderId (reason `exists_not_found`) instead of blocking its symbol for ever.
     """
 
     dedup_window_s: PositiveFloat = 5.0
@@ -138,6 +142,7 @@ class ExecutorSettings(_Section):
     resolve_interval_s: PositiveFloat = 2.0
     shutdown_timeout_s: PositiveFloat = 10.0
     intent_max_age_s: PositiveFloat = 30.0
+    exists_search_s: PositiveFloat = 60.0
 
 
 class ReconcilerSettings(_Section):

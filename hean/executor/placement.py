@@ -53,9 +53,10 @@ class Placer:
     def __init__(self, client: BybitRestClient, journal: j.Journal, guard: FingerprintGuard,
                  metrics: ExecutorMetrics, publish: Publish, view: Callable[[], RiskView],
                  soft_brake_factor: float, symbols: tuple[str, ...], settle_ms: int = 6000,
-                 max_age_s: float = 30.0, on_placed: OnPlaced | None = None) -> None:
+                 max_age_s: float = 30.0, on_placed: OnPlaced | None = None, exists_search_s: float = 60.0) -> None:
         self.client = client
         self.max_age_s = max_age_s
+        self.exists_search_s = exists_search_s
         # How long after the last request an order absent from the exchange is really absent:
         # recv_window plus a second of clock skew.
         self.settle_ms = settle_ms

@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hean.executor")
 T = topics.EventType
-# After 110072 the order exists but may not be found: `order/history` "may delay". Past this, and
-# absent from `order/realtime` (which lists every open order), it is not resting: report it placed.
-EXISTS_SEARCH_S = 60.0
 
 
 async def settle_unknown(p: Placer, intent_id: str, symbol: str, sent_state: str | None, *,
@@ -105,8 +102,13 @@ async def _found(p: Placer, row: j.JournalRow, found: dict[str, Any]) -> bool:
 
 
 async def _exists_not_found(p: Placer, row: j.JournalRow) -> bool:
+    """After 110072 the order exists but may not be found yet (`order/history` "may delay").
+
+    Searched for `exists_search_s`; past that, absent from `order/realtime` (which lists every
+    open order) it is not resting: reported placed, so its symbol is not blocked for ever.
+    """
     waited_s = (j.now_ms() - row.updated_ms) / 1000
-    if waited_s < EXISTS_SEARCH_S:
+    if waited_s < p.exists_search_s:
         return False
     p.m.resolved.labels("exists_not_found").inc()
     p.m.placed.inc()

@@ -106,7 +106,8 @@ class ExecutorService(Service):
         self.make_publisher()
         self.placer = Placer(self.client, self.journal, self.guard, self.m, self.publish, self.view,
                              s.executor.soft_brake_factor, s.symbols, settle_ms=s.bybit.recv_window_ms + 1000,
-                             max_age_s=s.executor.intent_max_age_s, on_placed=self._placed)
+                             max_age_s=s.executor.intent_max_age_s, on_placed=self._placed,
+                             exists_search_s=s.executor.exists_search_s)
         self.sweep = OpeningOrderSweep(self.client, self.journal, s.symbols, self.publish, self.m,
                                        lambda: self.risk_state)
         sub = self.make_subscriber()
