@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import time
 from typing import Any
 
@@ -185,3 +186,38 @@ async def test_110072_order_never_found_is_reported_placed_after_the_search_wind
             assert "BTCUSDT" not in svc.view().unresolved_symbols
     finally:
         await sim.stop()
+
+
+async def test_an_intent_without_created_ns_is_stamped_on_receipt_and_expires(tmp_path, sim):
+    """No `created_ns`: its age counts from receipt, so a resend after an outage is refused as expired too."""
+    settings = executor_settings(tmp_path, sim, recv_window_ms=1000, intent_max_age_s=1.0)
+    async with running(settings) as (svc, peers):
+        await sim_control(sim, "faults/http-error", {"when": "before", "status": 503, "count": 1,
+                                                     "path": "/v5/order/create"})
+        data = intent()
+        del data["created_ns"]
+        # The first request fails before the exchange applied it; "absent" is final only after the settle
+        # window (2 s), by which time the intent is older than intent_max_age_s.
+        rejected = await peers.submit(data)
+        assert rejected.type == "ORDER_REJECTED" and rejected.data["reason"] == "expired"
+        assert await sim_orders(sim, order_link_id(data["intent_id"])) == []
+        assert type(svc.journal.get(data["intent_id"]).intent["created_ns"]) is int
+
+
+async def test_a_journaled_intent_without_created_ns_ages_from_its_journal_row(tmp_path, sim):
+    """A row journaled (before stamping existed) without `created_ns`, left open by a crash, expires too."""
+    settings = executor_settings(tmp_path, sim, intent_max_age_s=30.0)
+    data = intent()
+    del data["created_ns"]
+    path = settings.data_dir / "executor.sqlite"
+    journal = j.Journal(path)
+    journal.insert(data["intent_id"], order_link_id(data["intent_id"]), "BTCUSDT", j.PENDING, data)
+    journal.close()
+    db = sqlite3.connect(path)
+    with db:   # received ten minutes ago, never answered
+        db.execute("UPDATE intents SET created_ms = created_ms - 600000, updated_ms = updated_ms - 600000")
+    db.close()
+    async with running(settings) as (svc, peers):
+        rejected = await peers.submit(data)
+        assert rejected.type == "ORDER_REJECTED" and rejected.data["reason"] == "expired"
+        assert await sim_orders(sim, order_link_id(data["intent_id"])) == []
