@@ -1,5 +1,9 @@
 """`hean run executor`: order intents -> Bybit REST, exactly once, behind risk gating.
 
+Its journal (`executor.sqlite`) belongs to one exchange account (base URL and UID, asked
+at start-up before the file is opened): a journal of another account refuses the start
+(exit 78) unless HEAN_ARCHIVE_FOREIGN_STATE=true archives it.
+
 A thin shell around `placement.Placer` (journal, guard, requests) and the pure
 `gate` module. It listens to intents (strategy, ctl), the risk state and the
 reconciler's status, and it owns the background loops: resolution of unknown
@@ -25,7 +29,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from hean import topics
 from hean.bus.envelope import Event
-from hean.config import HeanSettings
+from hean.config import ConfigError, HeanSettings
+from hean.exchange.account import AccountIdentity, fetch_identity
 from hean.exchange.bybit import ExchangeUnavailable
 from hean.exchange.connect import rest_client
 from hean.executor import journal as j
@@ -35,6 +40,7 @@ from hean.executor.metrics import ExecutorMetrics
 from hean.executor.placement import Placer
 from hean.executor.sweep import OpeningOrderSweep
 from hean.lifecycle import Service
+from hean.statefile import bind_state
 
 log = logging.getLogger("hean.executor")
 T = topics.EventType
@@ -101,8 +107,16 @@ class ExecutorService(Service):
     # --- lifecycle -----------------------------------------------------------------------
     async def startup(self) -> None:
         s = self.settings
-        self.journal = j.Journal(s.data_dir / "executor.sqlite")
-        await self._connect_exchange()
+        identity = await self._connect_exchange()
+        # The journal's orderLinkIds and open rows describe one account: never resolve them against
+        # another (contract 2). A journal of another account is a ConfigError: exit 78, one line.
+        path = s.data_dir / "executor.sqlite"
+        try:
+            bind_state(path, identity, archive_foreign=s.archive_foreign_state)
+        except ConfigError:
+            await self.client.close()   # the shell exits 78 without calling shutdown
+            raise
+        self.journal = j.Journal(path)
         self.make_publisher()
         self.placer = Placer(self.client, self.journal, self.guard, self.m, self.publish, self.view,
                              s.executor.soft_brake_factor, s.symbols, settle_ms=s.bybit.recv_window_ms + 1000,
@@ -122,12 +136,13 @@ class ExecutorService(Service):
         self._loops = [self.spawn(self._resolve_loop(), "resolve"), self.spawn(self._cleanup_loop(), "dedup_cleanup"),
                        self.spawn(self._risk_watch(), "risk_watch")]
 
-    async def _connect_exchange(self) -> None:
+    async def _connect_exchange(self) -> AccountIdentity:
+        """Start the client and ask whose key it trades with, retrying while the exchange cannot answer."""
         delay = 0.5
         while True:
             try:
                 await self.client.start()
-                return
+                return await fetch_identity(self.client)
             except ExchangeUnavailable as exc:
                 log.warning("exchange not reachable at start-up; retrying", extra={"error": str(exc),
                                                                                    "retry_s": delay})
