@@ -34,8 +34,7 @@ from hean.exchange.account import AccountIdentity, fetch_identity
 from hean.exchange.bybit import ExchangeUnavailable
 from hean.exchange.connect import rest_client
 from hean.executor import journal as j
-from hean.executor.gate import FingerprintGuard, RiskView
-from hean.executor.gate import REDUCE_ONLY_STATES
+from hean.executor.gate import REDUCE_ONLY_STATES, FingerprintGuard, RiskView
 from hean.executor.metrics import ExecutorMetrics
 from hean.executor.placement import Placer
 from hean.executor.sweep import OpeningOrderSweep
