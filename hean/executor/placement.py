@@ -36,6 +36,7 @@ from hean.executor.gate import (
     fingerprint,
     parse_intent,
     risk_gate,
+    withdraw_reason,
 )
 from hean.executor.metrics import ExecutorMetrics
 from hean.executor.outcomes import RISK_CHANGED, echo, outcome
@@ -194,10 +195,7 @@ class Placer:
         def still_allowed() -> str | None:
             view = self.view()
             state[0] = view.effective
-            decision = risk_gate(intent, view, self._factor, filt)
-            if decision.allowed and decision.qty >= qty:
-                return None
-            return decision.reason or f"size {decision.qty} < {qty}"
+            return withdraw_reason(intent, qty, view, self._factor, filt)
         return still_allowed
 
     async def _send(self, intent: Intent, raw: dict[str, Any], qty: Decimal, key: str) -> None:

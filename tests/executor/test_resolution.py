@@ -61,7 +61,10 @@ async def test_absent_is_not_final_until_the_recv_window_has_passed(tmp_path, si
         assert svc.journal.get(data["intent_id"]).state == j.UNKNOWN
         old = dataclasses.replace(row, updated_ms=row.updated_ms - svc.placer.settle_ms - 1)
         assert await svc.placer.resolve(old) is True             # past the window: absent is final, send it
-        assert len(await sim_orders(sim, link)) == 1
+
+        async def sent_once() -> bool:
+            return len(await sim_orders(sim, link)) == 1
+        await async_wait_for(sent_once, 10, "the absent order to be sent")
 
 
 async def test_an_expired_intent_is_rejected_not_sent(tmp_path, sim):
