@@ -22,6 +22,9 @@ BAD = [
     ({"HEAN_RISK__SOFT_PCT": "18"}, "soft_pct"),                         # ladder out of order
     ({"HEAN_MODE": "live", "HEAN_IS_LIVE": "true", "HEAN_DRY_RUN": "false",
       "HEAN_BYBIT__API_SECRET": ""}, "HEAN_BYBIT__API_SECRET"),          # live without a secret
+    ({"HEAN_MODE": "live", "HEAN_IS_LIVE": "true", "HEAN_DRY_RUN": "false"},
+     "HEAN_BYBIT__API_KEY"),                                             # live on no keys of one's own
+    ({"HEAN_BYBIT__API_KEY": "only-the-key"}, "HEAN_BYBIT__API_SECRET"),  # half a key pair
     ({"HEAN_IS_LIVE": "true"}, "dry_run"),                               # is_live alone is not enough
     ({"HEAN_SYMBOLS": "btcusdt"}, "symbols"),
     ({"HEAN_ENV_FILE": "/nonexistent/hean.env"}, "/nonexistent/hean.env"),
@@ -41,12 +44,51 @@ def test_bad_config_exits_78_with_one_line(tmp_path, env, named):
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
+SECRET = "s3cr3t-value-123"
+
+
 def test_secret_values_never_in_config_errors(tmp_path, monkeypatch):
-    monkeypatch.setenv("HEAN_BYBIT__API_SECRET", "s3cr3t-value-123")
-    monkeypatch.setenv("HEAN_BYBIT__RECV_WINDOW_MS", "s3cr3t-value-123")
+    # The secret pasted into the wrong variable: the error names the variable, never the value.
+    monkeypatch.setenv("HEAN_BYBIT__API_KEY", "my-key-abc")
+    monkeypatch.setenv("HEAN_BYBIT__API_SECRET", SECRET)
+    monkeypatch.setenv("HEAN_BYBIT__RECV_WINDOW_MS", SECRET)
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert "HEAN_BYBIT__RECV_WINDOW_MS" in str(err.value)
+    assert SECRET not in str(err.value) and "s3cr3t" not in str(err.value), str(err.value)
+
+
+def test_secret_from_the_env_file_is_never_in_config_errors(tmp_path, monkeypatch):
+    env_file = tmp_path / "live.env"
+    env_file.write_text(f"HEAN_BYBIT__API_KEY=my-key-abc\nHEAN_BYBIT__API_SECRET={SECRET}\n"
+                        f"HEAN_SYMBOLS=x{SECRET}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(env_file)
+    assert "symbols" in str(err.value) and SECRET not in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("where", ["environment", "env file"])
+@pytest.mark.parametrize("name", ["HEAN_HEAN_MAX_HOLD_SECOND", "HEAN_RISK__SOFT_PC"])
+def test_a_typo_reads_the_same_in_the_environment_and_in_an_env_file(tmp_path, where, name):
+    env = hean_env(tmp_path)
+    args = [sys.executable, "-m", "hean.cli", "run", "echo"]
+    if where == "environment":
+        env[name] = "60"
+    else:
+        (tmp_path / "hean.env").write_text(f"HEAN_LOG_LEVEL=INFO\n{name}=60\n")
+        args += ["--env-file", str(tmp_path / "hean.env")]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 78, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"hean echo: config error: {name}: not a HEAN setting (check the spelling)"], proc.stderr
+
+
+def test_a_missing_prefix_in_an_env_file_is_named_as_written(tmp_path):
+    # Without the prefix the line is no setting; the error must not name the valid setting it resembles.
+    (tmp_path / "hean.env").write_text("MAX_HOLD_SECONDS=60\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path / "hean.env")
+    assert str(err.value) == "MAX_HOLD_SECONDS: not a HEAN setting (check the spelling)"
 
 
 def test_env_file_is_read(tmp_path, monkeypatch):
