@@ -141,3 +141,26 @@ def test_secrets_are_redacted_everywhere():
     assert len(records) == 4
     assert records[1]["headers"]["X-BAPI-SIGN"] == "***"
     assert "***" in records[2]["exc_info"]
+
+
+def test_a_second_instance_on_the_same_data_dir_exits_with_one_line(tmp_path):
+    env = hean_env(tmp_path)
+    first = hean(["run", "echo"], env, "first echo")
+    try:
+        port = first.wait_ready()
+        second = subprocess.run([sys.executable, "-m", "hean.cli", "run", "echo"], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert second.returncode == 78, second.stdout[-2000:] + second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, second.stderr
+        assert "echo" in lines[0] and str(tmp_path / "data") in lines[0] and f"pid {first.pid}" in lines[0]
+        assert "service ready" not in second.stdout   # it never bound the bus or /metrics
+        assert first.p.poll() is None and metric(scrape(port), "hean_ready") == 1
+    finally:
+        assert first.stop() == 0
+    # The lock dies with its holder: the next instance starts.
+    again = hean(["run", "echo"], env, "echo again")
+    try:
+        again.wait_ready()
+    finally:
+        assert again.stop() == 0
