@@ -30,6 +30,8 @@ class SimSettings(BaseModel):
             (None = fill fully when crossed); lets tests see PartiallyFilled.
         initial_prices: starting last price per symbol (defaults per symbol otherwise).
         public_rate_limit: requests per second per client IP on public endpoints.
+        uid: the account's UID, as `/v5/user/query-api` reports it (`userID`); deterministic per
+            venue so state files bound to it survive a simulator restart.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,3 +55,4 @@ class SimSettings(BaseModel):
     max_fill_qty_per_tick: Decimal | None = None
     initial_prices: dict[str, Decimal] = {}
     public_rate_limit: int = 120
+    uid: int = 1
