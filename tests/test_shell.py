@@ -164,3 +164,20 @@ def test_a_second_instance_on_the_same_data_dir_exits_with_one_line(tmp_path):
         again.wait_ready()
     finally:
         assert again.stop() == 0
+
+
+LIVE_NO_KEYS = {"HEAN_MODE": "live", "HEAN_IS_LIVE": "true", "HEAN_DRY_RUN": "false",
+                "HEAN_BYBIT__REST_URL": "https://api.bybit.com"}
+
+
+@pytest.mark.parametrize("argv", [["run", "executor"], ["run", "reconciler"], ["up", "--no-demo"]])
+def test_live_mode_without_keys_of_ones_own_exits_78(tmp_path, argv):
+    # The simulator's key is no default of the Bybit settings: live without keys never starts.
+    env = hean_env(tmp_path)
+    env.update(LIVE_NO_KEYS)
+    proc = subprocess.run([sys.executable, "-m", "hean.cli", *argv, *(["--state-dir", str(tmp_path / "st")]
+                           if argv[0] == "up" else [])], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 78, proc.stdout[-2000:] + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "HEAN_BYBIT__API_KEY" in lines[0] and "HEAN_BYBIT__API_SECRET" in lines[0], lines
+    assert "hean-sim" not in proc.stdout + proc.stderr
