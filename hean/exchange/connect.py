@@ -11,12 +11,15 @@ from hean.config import ConfigError, HeanSettings
 from hean.exchange.bybit import BybitRestClient, BybitWebSocket, HostGuardError
 
 
-def rest_client(settings: HeanSettings, registry: CollectorRegistry | None = None) -> BybitRestClient:
-    """The REST client for `settings.bybit`; a forbidden host is a configuration error (exit 78)."""
+def rest_client(settings: HeanSettings, registry: CollectorRegistry | None = None, *,
+                client_cls: type[BybitRestClient] = BybitRestClient) -> BybitRestClient:
+    """The REST client for `settings.bybit`; a forbidden host is a configuration error (exit 78).
+
+    `client_cls`: a subclass that observes more (hean preflight records the rate-limit headers)."""
     b = settings.bybit
     key, secret = settings.credentials()
     try:
-        return BybitRestClient(
+        return client_cls(
             rest_url=b.rest_url, api_key=key, api_secret=secret,
             dry_run=settings.dry_run, is_live=settings.is_live, recv_window_ms=b.recv_window_ms,
             timeout_s=b.timeout_s, registry=registry)
