@@ -12,7 +12,7 @@ import pytest
 
 from hean.config import ConfigError, load_settings
 from hean.logging import setup_logging
-from tests.utils import hean, hean_env, metric, scrape
+from tests.utils import hean, hean_env, metric, scrape, wait_for
 
 BAD = [
     ({"HEAN_RISK__SOFT_PCT": "-1"}, "HEAN_RISK__SOFT_PCT"),
@@ -181,3 +181,24 @@ def test_live_mode_without_keys_of_ones_own_exits_78(tmp_path, argv):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "HEAN_BYBIT__API_KEY" in lines[0] and "HEAN_BYBIT__API_SECRET" in lines[0], lines
     assert "hean-sim" not in proc.stdout + proc.stderr
+
+
+def test_paper_mode_without_keys_signs_with_the_simulators_key(tmp_path):
+    # No key configured (explicitly empty): a real process authenticates to the simulator with its
+    # well-known key, REST and private WS alike.
+    sim = hean(["sim", "--port", "0", "--symbols", "BTCUSDT,ETHUSDT"], hean_env(tmp_path / "sim"), "hean sim")
+    recon = None
+    try:
+        url = wait_for(lambda: next((x.split()[-1] for x in sim.lines if x.startswith("HEAN-SIM READY ")), None),
+                       30, "the simulator")
+        host = url.removeprefix("http://")
+        env = hean_env(tmp_path, bybit__rest_url=url, bybit__ws_public_url=f"ws://{host}/v5/public/linear",
+                       bybit__ws_private_url=f"ws://{host}/v5/private", bybit__api_key="", bybit__api_secret="")
+        recon = hean(["run", "reconciler"], env, "reconciler")
+        recon.wait_ready(60)
+        recon.wait_record("ws connected", 30)   # logged only after the auth ack
+        assert not [r for r in recon.records() if r.get("message") == "ws connection failed"]
+    finally:
+        if recon is not None:
+            assert recon.stop() == 0, recon.output()[-2000:]
+        sim.stop()
