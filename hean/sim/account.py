@@ -4,16 +4,18 @@
 (`/v5/user/query-api`, `/v5/account/info`); a test changes each property through
 `POST /sim/account` to make one pre-trade check fail. The guards below make the key's
 properties bite on the other endpoints the way Bybit does (a read-only key cannot
-place orders, an expired key answers 33004, a hedge-mode account refuses positionIdx 0).
+place orders, an expired key answers 33004, a hedge-mode symbol refuses positionIdx 0).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from hean.sim import positionmode
 from hean.sim.envelope import SimError, param_error
 from hean.sim.translog import TransactionLog
 
@@ -26,6 +28,7 @@ UNBOUND_KEY_LIFETIME_MS = 90 * DAY_MS   # SPEC §7.4: keys without an IP binding
 NO_EXPIRY = "1970-01-01T00:00:00Z"      # what query-api shows for an IP-bound key (apikey-info.mdx)
 NO_EXPIRY_DEADLINE_DAY = -2
 PERMISSION_DENIED = 10005
+UNMATCHED_IP = 10010
 KEY_EXPIRED = 33004
 PERMISSION_KINDS = ("ContractTrade", "Spot", "Wallet", "Options", "Derivatives", "CopyTrading",
                     "BlockTrade", "Exchange", "NFT", "Affiliate", "Earn")
@@ -64,7 +67,9 @@ class Account:
     expired_at_ms: int | None = None     # explicit expiry (None: derived from the IP binding)
     deadline_day: int | None = None      # explicit remaining days (None: derived)
     uta: int = 1
-    position_mode: str = "oneway"
+    hedge_symbols: set[str] = field(default_factory=set)   # the rest are one-way (Bybit's default)
+    caller_ip: str | None = "127.0.0.1"   # on a loopback bind every caller has the bind address;
+    #                                         None (any other bind): the binding is shown, not enforced
     translog: TransactionLog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +78,9 @@ class Account:
     @property
     def ip_bound(self) -> bool:
         return "*" not in self.ips
+
+    def ip_allowed(self) -> bool:
+        return not self.ip_bound or self.caller_ip is None or self.caller_ip in self.ips
 
     def expiry_ms(self) -> int | None:
         """When the key stops working; None for a key that does not expire."""
@@ -84,8 +92,18 @@ class Account:
         expiry = self.expiry_ms()
         return expiry is not None and expiry <= now_ms
 
-    def can_trade(self) -> bool:
-        return not self.read_only and "Order" in self.permissions.get("ContractTrade", [])
+    def may_write(self, path: str) -> bool:
+        """Order writes need ContractTrade `Order`, position writes `Position`; never read-only."""
+        contract = self.permissions.get("ContractTrade", [])
+        if path.startswith("/v5/order/"):
+            return not self.read_only and "Order" in contract
+        if path.startswith("/v5/position/"):
+            return not self.read_only and "Position" in contract
+        return not self.read_only
+
+    def position_mode(self, symbols: list[str]) -> str:
+        hedged = [s for s in symbols if s in self.hedge_symbols]
+        return "oneway" if not hedged else "hedge" if len(hedged) == len(symbols) else "mixed"
 
     def key_info(self, api_key: str, now_ms: int) -> dict[str, Any]:
         """The `query-api` result (apikey-info.mdx field list; secret always "")."""
@@ -121,9 +139,19 @@ _ACCOUNTS: weakref.WeakKeyDictionary[Exchange, Account] = weakref.WeakKeyDiction
 _API_KEYS: weakref.WeakKeyDictionary[Exchange, str] = weakref.WeakKeyDictionary()
 
 
-def attach(ex: Exchange, *, uid: int, api_key: str, initial_balance: Any, now_ms: int) -> Account:
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def attach(ex: Exchange, *, uid: int, api_key: str, initial_balance: Any, now_ms: int,
+           host: str = "127.0.0.1") -> Account:
     """Give ``ex`` its account (the server calls this once, with its settings)."""
-    account = Account(uid=uid, created_ms=now_ms, initial_balance=initial_balance)
+    caller = host if _is_loopback(host) else None
+    account = Account(uid=uid, created_ms=now_ms, initial_balance=initial_balance, caller_ip=caller,
+                      ips=[caller or "127.0.0.1"])
     _ACCOUNTS[ex] = account
     _API_KEYS[ex] = api_key
     return account
@@ -155,50 +183,34 @@ def transaction_log(ex: Exchange, params: dict[str, Any], now_ms: int) -> dict[s
 def _guard(path: str, handler: Handler, *, write: bool) -> Handler:
     def guarded(ex: Exchange, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
         account = account_of(ex)
+        if not account.ip_allowed():
+            raise SimError(UNMATCHED_IP, "Unmatched IP, please check your API key's bound IP addresses.")
         if account.expired(now_ms):
             raise SimError(KEY_EXPIRED, "Your api key has expired")
-        if write and path.startswith("/v5/order/") and not account.can_trade():
+        if write and not account.may_write(path):
             raise SimError(PERMISSION_DENIED, "Permission denied, please check your API key permissions.")
-        if path == "/v5/order/create" and account.position_mode == "hedge":
-            # The sim nets one-way positions only: in hedge mode every order is refused
-            # the way Bybit refuses positionIdx 0 there.
+        symbol = params.get("symbol")
+        if path == "/v5/order/create" and isinstance(symbol, str) and symbol in account.hedge_symbols:
             raise param_error("params error: position idx not match position mode")
         result = handler(ex, params, now_ms)
-        if path == "/v5/position/list" and account.position_mode == "hedge":
-            result = dict(result, list=hedge_rows(result.get("list", []), bool(params.get("symbol"))))
+        if path == "/v5/position/list" and account.hedge_symbols:
+            rows = positionmode.hedge_rows(result.get("list", []), account.hedge_symbols, bool(params.get("symbol")))
+            result = dict(result, list=rows)
         return result
 
     guarded.__name__ = getattr(handler, "__name__", "handler")
     return guarded
 
 
-_FLAT_FIELDS = {"size": "0", "side": "", "avgPrice": "0", "positionValue": "0", "positionIM": "0",
-                "positionMM": "0", "positionBalance": "0", "unrealisedPnl": "0", "curRealisedPnl": "0",
-                "breakEvenPrice": "0", "liqPrice": "", "bustPrice": "", "adlRankIndicator": 0}
-
-
-def hedge_rows(rows: list[dict[str, Any]], by_symbol: bool) -> list[dict[str, Any]]:
-    """One-way rows as a hedge-mode account shows them: positionIdx 1 (Buy side), 2 (Sell side).
-
-    By symbol both sides come back, the empty one flat; by settleCoin only non-empty sides.
-    """
-    out: list[dict[str, Any]] = []
-    for row in rows:
-        for idx, side in ((1, "Buy"), (2, "Sell")):
-            if row.get("side") == side:
-                out.append(dict(row, positionIdx=idx))
-            elif by_symbol:
-                flat = dict(row, positionIdx=idx, **_FLAT_FIELDS)
-                if "openTime" in flat:
-                    flat["openTime"] = 0
-                out.append(flat)
-    return out
+def switch_mode(ex: Exchange, params: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    return positionmode.switch_mode(ex, account_of(ex).hedge_symbols, params)
 
 
 def install(private_get: dict[str, Handler], private_post: dict[str, Handler]) -> None:
     """Register the account endpoints and wrap every private handler in the key guards."""
     private_get.update({"/v5/user/query-api": query_api, "/v5/account/info": account_info,
                         "/v5/account/transaction-log": transaction_log})
+    private_post.setdefault("/v5/position/switch-mode", switch_mode)
     for path, handler in list(private_get.items()):
         private_get[path] = _guard(path, handler, write=False)
     for path, handler in list(private_post.items()):
@@ -243,8 +255,11 @@ def configure(ex: Exchange, body: dict[str, Any], now_ms: int) -> dict[str, Any]
     if "expired_at" in body:
         text = body["expired_at"]
         try:
-            account.expired_at_ms = None if text is None else parse_iso(str(text))
-        except ValueError:
+            expiry = None if text is None else parse_iso(str(text))
+            if expiry is not None:
+                iso_utc(expiry)   # must be printable back (years 1..9999 in UTC)
+            account.expired_at_ms = expiry
+        except (ValueError, OverflowError, OSError):
             raise ValueError("expired_at must be an ISO-8601 UTC time or null") from None
     if "deadline_day" in body:
         account.deadline_day = None if body["deadline_day"] is None else _want(body, "deadline_day", int)
@@ -256,16 +271,17 @@ def configure(ex: Exchange, body: dict[str, Any], now_ms: int) -> dict[str, Any]
         if _want(body, "uid", int) <= 0:
             raise ValueError("uid must be a positive int")
         account.uid = body["uid"]
+    symbols = list(ex.instruments)
     if "position_mode" in body:
         mode = body["position_mode"]
         if mode not in ("oneway", "hedge"):
             raise ValueError("position_mode must be oneway or hedge")
-        busy = any(p.size != 0 for p in ex.positions.values()) or any(o.is_open for o in ex.orders.values())
-        if mode != account.position_mode and busy:
+        changing = [s for s in symbols if (s in account.hedge_symbols) != (mode == "hedge")]
+        if any(positionmode.busy_reason(ex, s) is not None for s in changing):
             # Bybit refuses the switch with positions (110024) or open orders (110028).
             raise ValueError("cannot switch position mode with open positions or orders")
-        account.position_mode = mode
-    return dict(account.key_info(_API_KEYS.get(ex, ""), now_ms), position_mode=account.position_mode)
+        account.hedge_symbols = set(symbols) if mode == "hedge" else set()
+    return dict(account.key_info(_API_KEYS.get(ex, ""), now_ms), position_mode=account.position_mode(symbols))
 
 
 def record_transfer(ex: Exchange, amount: Any, now_ms: int) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class Order:
     closed_pnl: Decimal = ZERO
     cancel_type: str = "UNKNOWN"
     reject_reason: str = "EC_NoError"
+    skip_new: bool = False   # fault: no New push, its first execution is pushed before the order
 
     @property
     def leaves_qty(self) -> Decimal:
@@ -76,11 +77,17 @@ class Execution:
     closed_size: Decimal
     exec_pnl: Decimal
     seq: int
+    ordinal: int = 0   # internal total order (paging key): one match event's fills share ``seq``
 
 
 @dataclass
 class Position:
-    """One-way (positionIdx 0) netting position; ``size`` is signed here, positive on the wire."""
+    """One-way (positionIdx 0) netting position; ``size`` is signed here, positive on the wire.
+
+    ``created_ms`` is Bybit's createdTime: the first-ever creation on the symbol, never reset;
+    ``open_ms`` is openTime: when the current position opened (0 while flat).
+    ``seq`` is -1 until the symbol first trades (position.mdx).
+    """
 
     symbol: str
     size: Decimal = ZERO
@@ -89,7 +96,8 @@ class Position:
     updated_ms: int = 0
     cur_realised: Decimal = ZERO
     cum_realised: Decimal = ZERO
-    seq: int = 0
+    seq: int = -1
+    open_ms: int = 0
 
     @property
     def side(self) -> str:

@@ -12,7 +12,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from hean.sim import control
+from hean.sim import control, livecontrol
+from hean.sim.book import Book
 from hean.sim.exchange import Exchange
 from hean.sim.faults import Faults
 from hean.sim.instruments import instrument_for
@@ -38,12 +39,15 @@ class SimServer:
         instruments = {s: instrument_for(s, settings.initial_prices.get(s)) for s in settings.symbols}
         prices = PricePath(instruments, seed=settings.seed, volatility=settings.volatility,
                            csv_path=settings.price_csv)
+        self.faults = Faults(seed=settings.seed, ws_drop_every_s=settings.ws_drop_every_s)
         self.exchange = Exchange(
             instruments, prices, self.clock, seed=settings.seed, initial_balance=settings.initial_balance,
             taker_fee=settings.taker_fee, maker_fee=settings.maker_fee, slippage_bps=settings.slippage_bps,
             leverage=settings.leverage, max_fill_qty_per_tick=settings.max_fill_qty_per_tick,
+            created_time_resets=settings.created_time_resets, report_open_time=settings.report_open_time,
+            book=Book(instruments, default_notional=settings.book_level_notional, depth=settings.book_depth),
+            push_faults=self.faults.push,
         )
-        self.faults = Faults(seed=settings.seed, ws_drop_every_s=settings.ws_drop_every_s)
         self.limiter = RateLimiter(settings.rate_limit_scale, settings.public_rate_limit)
         secret = settings.api_secret.get_secret_value()
         self.public_hub = WsHub("public", self.metrics, self.clock)
@@ -65,6 +69,9 @@ class SimServer:
 
     def _on_exchange_event(self, topic: str, items: list[dict[str, Any]]) -> None:
         push_private(self.private_hub, topic, items)
+        if self.faults.push.take_duplicate(topic):
+            self.metrics.faults.labels(kind="duplicate_push").inc()
+            push_private(self.private_hub, topic, items)
         if topic == "execution":
             for item in items:
                 self.metrics.executions.labels(symbol=item["symbol"], exec_type=item["execType"]).inc()
@@ -82,7 +89,7 @@ class SimServer:
         app.router.add_get("/v5/public/linear", self.public_hub.handle)
         app.router.add_get("/v5/private", self.private_hub.handle)
         app.router.add_get("/metrics", self._metrics)
-        control.add_routes(app, self)
+        control.add_routes(app, self, extra=livecontrol.ROUTES)
         app.router.add_route("*", "/v5/{tail:.*}", self.rest.dispatch)
         return app
 

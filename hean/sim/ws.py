@@ -19,7 +19,8 @@ from hean.sim.metrics import SimMetrics
 
 log = logging.getLogger("hean.sim")
 PRIVATE_TOPICS = frozenset({"order", "execution", "position", "wallet", "order.linear", "execution.linear",
-                            "position.linear"})
+                            "position.linear", "execution.fast", "execution.fast.linear"})
+NO_ID_TOPICS = ("execution.fast",)   # fast-execution.mdx: envelope is topic, creationTime, data
 
 
 class Connection:
@@ -162,4 +163,7 @@ def push_private(hub: WsHub, topic: str, items: list[dict[str, Any]]) -> None:
             continue
         for name in (topic, f"{topic}.linear"):
             if name in conn.topics:
-                conn.send({"id": f"{conn.conn_id}-{now}", "topic": name, "creationTime": now, "data": items})
+                message: dict[str, Any] = {"topic": name, "creationTime": now, "data": items}
+                if topic not in NO_ID_TOPICS:
+                    message = {"id": f"{conn.conn_id}-{now}", **message}
+                conn.send(message)

@@ -167,3 +167,47 @@ async def test_hean_client_reads_the_identity_state_files_are_bound_to(sim) -> N
     finally:
         await rest.close()
     assert (identity.uid, identity.base_url) == ("1", sim.rest_url)
+
+
+async def test_switch_mode_by_symbol_through_the_bybit_api(client) -> None:
+    switch = {"category": "linear", "symbol": "BTCUSDT", "mode": 3}
+    assert (await client.post("/v5/position/switch-mode", switch))[2]["retCode"] == 0
+    assert (await client.post("/v5/position/switch-mode", switch))[2]["retCode"] == 110025
+    rows = (await client.ok("GET", "/v5/position/list", "category=linear&symbol=BTCUSDT"))["list"]
+    assert [r["positionIdx"] for r in rows] == [1, 2]
+    eth = (await client.ok("GET", "/v5/position/list", "category=linear&symbol=ETHUSDT"))["list"]
+    assert [r["positionIdx"] for r in eth] == [0]              # a symbol setting leaves the others
+    assert (await client.create(symbol="ETHUSDT", qty="0.1"))["retCode"] == 0
+    assert (await client.create())["retCode"] == 10001
+    _, _, body = await client.post("/v5/position/switch-mode", {"category": "linear", "symbol": "ETHUSDT",
+                                                                 "mode": 3})
+    assert body["retCode"] == 110024
+    await client.create(symbol="ETHUSDT", orderType="Limit", price="2000", qty="0.1", side="Buy")
+    _, _, body = await client.post("/v5/position/switch-mode", {"category": "linear", "coin": "USDT", "mode": 0})
+    assert body["retCode"] == 0
+    rows = (await client.ok("GET", "/v5/position/list", "category=linear&symbol=BTCUSDT"))["list"]
+    assert [r["positionIdx"] for r in rows] == [0]
+
+
+async def test_switch_mode_refused_with_open_orders_and_for_a_read_only_key(client) -> None:
+    await client.create(orderType="Limit", price="40000", side="Buy")
+    _, _, body = await client.post("/v5/position/switch-mode", {"category": "linear", "symbol": "BTCUSDT",
+                                                                 "mode": 3})
+    assert body["retCode"] == 110028
+    await client.control("account", {"permissions": {"ContractTrade": ["Order"]}})
+    _, _, body = await client.post("/v5/position/switch-mode", {"category": "linear", "symbol": "ETHUSDT",
+                                                                 "mode": 3})
+    assert body["retCode"] == 10005
+    for bad in ({"category": "linear", "symbol": "ETHUSDT", "mode": 1}, {"category": "linear", "mode": 3}):
+        await client.control("account", {"permissions": {"ContractTrade": ["Order", "Position"]}})
+        assert (await client.post("/v5/position/switch-mode", bad))[2]["retCode"] == 10001, bad
+
+
+async def test_key_bound_to_another_ip_answers_10010_everywhere(client) -> None:
+    await client.control("account", {"ips": ["203.0.113.7"]})
+    for path, query in (("/v5/user/query-api", ""), ("/v5/position/list", "category=linear&symbol=BTCUSDT")):
+        _, _, body = await client.get(path, query)
+        assert body["retCode"] == 10010, path
+    assert (await client.create())["retCode"] == 10010
+    await client.control("account", {"ips": ["203.0.113.7", "127.0.0.1"]})
+    assert (await key_info(client))["ips"] == ["203.0.113.7", "127.0.0.1"]

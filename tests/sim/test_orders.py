@@ -89,9 +89,10 @@ async def test_market_fill_updates_position_wallet_and_executions(client) -> Non
     body = await client.create(qty="0.1", orderLinkId="mkt-1")
     assert body["retCode"] == 0
     row = (await client.ok("GET", RT, "category=linear&orderLinkId=mkt-1"))["list"][0]
-    # touch = ask 50000.1, +1 bp slippage, rounded up to tick 0.1
-    fill = (Decimal("50000.1") * Decimal("1.0001")).quantize(Decimal("0.1"), rounding="ROUND_CEILING")
+    # a deep book fills at the touch (ask 50000.1); the order's price is its IOC limit: the band edge
+    fill = Decimal("50000.1")
     assert row["orderStatus"] == "Filled" and Decimal(row["avgPrice"]) == fill
+    assert Decimal(row["price"]) == Decimal("50500") and row["timeInForce"] == "IOC"
     execs = (await client.ok("GET", "/v5/execution/list", "category=linear&orderLinkId=mkt-1"))["list"]
     assert len(execs) == 1
     e = execs[0]
@@ -109,7 +110,7 @@ async def test_market_fill_updates_position_wallet_and_executions(client) -> Non
     assert Decimal(wallet["totalEquity"]) == balance + upl
 
 
-async def test_position_created_time_resets_on_flip_and_flat(client, sim) -> None:
+async def test_position_created_time_kept_on_adds_and_flip(client, sim) -> None:
     await client.create(qty="0.01")
     first = (await client.ok("GET", "/v5/position/list", "category=linear&symbol=BTCUSDT"))["list"][0]
     await client.control("clock/advance", {"ms": 60_000})
@@ -120,7 +121,8 @@ async def test_position_created_time_resets_on_flip_and_flat(client, sim) -> Non
     await client.create(qty="0.05", side="Sell")
     flipped = (await client.ok("GET", "/v5/position/list", "category=linear&symbol=BTCUSDT"))["list"][0]
     assert flipped["side"] == "Sell" and flipped["size"] == "0.03"
-    assert int(flipped["createdTime"]) >= int(first["createdTime"]) + 120_000
+    assert flipped["createdTime"] == first["createdTime"], "createdTime is the first-ever creation (SPEC 7.1)"
+    assert flipped["openTime"] >= int(first["createdTime"]) + 120_000
     only_open = (await client.ok("GET", "/v5/position/list", "category=linear&settleCoin=USDT"))["list"]
     assert [p["symbol"] for p in only_open] == ["BTCUSDT"]
 

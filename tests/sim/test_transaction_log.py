@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from decimal import Decimal
+
+from tests.sim.conftest import KEY, SECRET
 
 DAY_MS = 86_400_000
 LOG = "/v5/account/transaction-log"
@@ -103,3 +107,23 @@ async def test_time_window_is_24h_by_default_and_at_most_7_days(client, sim) -> 
     for bad in (f"startTime={then}&endTime={then + 7 * DAY_MS + 1}", f"startTime={then}&endTime={then - 1}"):
         _, _, body = await client.get(LOG, bad)
         assert body["retCode"] == 10001, bad
+
+
+async def test_transfer_is_in_the_log_when_its_wallet_push_arrives(client, sim) -> None:
+    """The reconciler reads the log on a wallet push: the transfer must already be there."""
+    expires = sim.clock() + 5000
+    sign = hmac.new(SECRET.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256).hexdigest()
+    async with client.session.ws_connect(sim.ws_private_url) as ws:
+        await ws.send_json({"req_id": "a", "op": "auth", "args": [KEY, expires, sign]})
+        await ws.send_json({"req_id": "s", "op": "subscribe", "args": ["wallet"]})
+        acked = set()
+        while acked != {"auth", "subscribe"}:
+            msg = await ws.receive_json(timeout=5)
+            assert msg.get("success", True), msg
+            acked.add(msg.get("op"))
+        await client.control("wallet", {"amount": "-42"})
+        push = await ws.receive_json(timeout=5)
+        assert push["topic"] == "wallet" and push["data"][0]["totalWalletBalance"] == "99958"
+        rows = (await log(client, "type=TRANSFER_OUT"))["list"]
+        assert [(r["change"], r["cashBalance"]) for r in rows] == [("-42", "99958")]
+        assert int(rows[0]["transactionTime"]) <= push["creationTime"]
