@@ -46,6 +46,13 @@ DAY_MS = 86_400_000
 EXPIRY_WARN_DAYS = 14
 WS_TIMEOUT_S = 15.0
 UNIFIED_STATUSES = {3, 4, 5, 6}   # account/info unifiedMarginStatus: 1 = classic account
+# retCodes that refuse the key itself, and which check they answer (SPEC §5, §7.4).
+KEY_REFUSALS = {
+    "33004": ("key expiry", "the key has expired"),
+    "10010": ("key ip binding", "this machine's IP is not among the key's bound IPs"),
+    "10003": ("", "the exchange does not know this API key (testnet key on mainnet, or the reverse?)"),
+    "10004": ("", "signature refused: wrong API secret"),
+}
 LIMIT_HEADERS = (c.HEADER_LIMIT, c.HEADER_LIMIT_STATUS, c.HEADER_LIMIT_RESET)
 
 
@@ -123,11 +130,10 @@ class Preflight:
         try:
             info = await api_key_info(self.client)
         except ExchangeUnavailable as exc:
-            why = f"the exchange refused the key: {exc}"
-            if "33004" in str(exc):
-                why = f"the key has expired: {exc}"
+            owner, why = next(((n, w) for code, (n, w) in KEY_REFUSALS.items() if f"retCode={code}" in str(exc)),
+                              ("", "the exchange refused the key"))
             for name in ("key permissions", "key ip binding", "key expiry"):
-                self.add(name, FAIL, why)
+                self.add(name, FAIL, f"{why}: {exc}" if name == owner or not owner else f"not readable: {why}")
             return
         perms = info.get("permissions") or {}
         contract = list(perms.get("ContractTrade") or [])

@@ -88,6 +88,14 @@ def test_an_expired_key_fails_the_expiry_check(tmp_path, venue):
     assert result["exchange"][0] == result["clock"][0] == "PASS"
 
 
+def test_a_key_bound_to_other_ips_fails_the_ip_check(tmp_path, venue):
+    venue.control("/sim/account", {"ips": ["203.0.113.7"]})
+    rc, out, err = preflight(venue.settings_env(tmp_path), "--json")
+    result = checks(out)
+    assert rc == 1 and result["key ip binding"][0] == "FAIL", result
+    assert "IP" in result["key ip binding"][1] and "10010" in result["key ip binding"][1]
+
+
 def test_a_clock_beyond_the_recv_window_fails(tmp_path, venue):
     venue.control("/sim/clock/advance", {"ms": 3_600_000})
     rc, out, err = preflight(venue.settings_env(tmp_path), "--json")
