@@ -8,7 +8,7 @@ starts live mode). It uses the processes' own settings and client code
 in live mode, the simulator in paper mode. One line per check, PASS / WARN / FAIL
 and a detail; no secret is ever printed (the key info answer is read, never shown).
 
-Checks: the exchange answers; local clock against the recv window; the API key is
+Checks: live mode points at a real exchange (not loopback); the exchange answers; local clock against the recv window; the API key is
 read-write with ContractTrade Order+Position, bound to IPs, not about to expire;
 a unified trading account; one-way position mode on every symbol; instrument
 filters of every configured symbol; X-Bapi-Limit* headers on private answers; the
@@ -31,13 +31,14 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from hean.config import ConfigError, HeanSettings, print_config_error, settings_or_exit
 from hean.exchange import connect
 from hean.exchange.account import api_key_info
 from hean.exchange.bybit import BybitRestClient
 from hean.exchange.bybit import constants as c
-from hean.exchange.bybit.errors import ExchangeUnavailable
+from hean.exchange.bybit.errors import ExchangeUnavailable, is_loopback_host
 from hean.exchange.bybit.filters import InstrumentFilter
 from hean.preflight_order import place_and_cancel
 
@@ -93,6 +94,7 @@ class Preflight:
 
     async def run(self, place_test_order: bool) -> list[Check]:
         s = self.settings
+        self.endpoints()
         try:
             await self.client.start()   # clock sync + instruments, as every process does at start
         except (ExchangeUnavailable, OSError) as exc:
@@ -111,6 +113,18 @@ class Preflight:
             name, status, detail = await place_and_cancel(self.client, s.symbols[0])
             self.add(name, status, detail)
         return self.checks
+
+    def endpoints(self) -> None:
+        b = self.settings.bybit
+        urls = (b.rest_url, b.ws_public_url, b.ws_private_url)
+        local = [u for u in urls if is_loopback_host(urlsplit(u).hostname)]
+        if self.settings.mode == "live" and local:
+            self.add("endpoints", FAIL, f"live mode on loopback URLs ({', '.join(local)}): set HEAN_BYBIT__REST_URL, "
+                     "__WS_PUBLIC_URL and __WS_PRIVATE_URL to Bybit's (mainnet or testnet)")
+        elif self.settings.mode == "live":
+            self.add("endpoints", PASS, f"live: {', '.join(urls)}")
+        else:
+            self.add("endpoints", PASS, f"paper: {', '.join(urls)}")
 
     def clock(self) -> None:
         offset = self.client.server_time_ms() - int(time.time() * 1000)

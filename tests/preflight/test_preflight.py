@@ -14,7 +14,7 @@ import pytest
 
 from tests.preflight.harness import KEY, SECRET, Venue, checks, preflight, stripping_proxy
 
-ALWAYS = {"exchange", "clock", "key permissions", "key ip binding", "key expiry", "unified account",
+ALWAYS = {"endpoints", "exchange", "clock", "key permissions", "key ip binding", "key expiry", "unified account",
           "position mode", "instrument BTCUSDT", "instrument ETHUSDT", "rate-limit headers", "private ws"}
 
 
@@ -142,3 +142,13 @@ def test_live_mode_without_keys_is_a_config_error(tmp_path, venue):
     del env["HEAN_BYBIT__API_KEY"], env["HEAN_BYBIT__API_SECRET"]
     rc, out, err = preflight(env)
     assert rc == 78 and len(err.strip().splitlines()) == 1 and "HEAN_BYBIT__API_KEY" in err, out + err
+
+
+def test_live_mode_checks_the_configured_urls(tmp_path, venue):
+    # Live settings with keys but the simulator's loopback URLs: every account check runs against
+    # what is configured (here it answers), and the endpoints line says this is no real exchange.
+    env = venue.settings_env(tmp_path, HEAN_MODE="live", HEAN_IS_LIVE="true", HEAN_DRY_RUN="false")
+    rc, out, err = preflight(env, "--json")
+    assert rc == 1, out + err
+    assert "loopback" in _only_failure(checks(out), "endpoints")
+    _no_secret(out, err)
