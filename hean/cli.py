@@ -7,6 +7,7 @@
     hean bench bus         bus benchmark
     hean risk reset        operator reset of a latched HARD_STOP
     hean order ...         a manual order intent through the executor
+    hean preflight         check the exchange account (key, account, clock, symbols, WS) before going live
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ TOOLS = {
     "bench": "hean.bench:main",
     "risk": "hean.riskctl:main",
     "order": "hean.orderctl:main",
+    "preflight": "hean.preflight:main",
 }
 
 

@@ -26,6 +26,12 @@ from hean.sim.settings import SimSettings
 DEFAULT_ENV_FILE = Path("/etc/hean/hean.env")
 EX_CONFIG = 78
 
+# The local simulator's well-known credentials (public knowledge, like a default password on a lab
+# box). Paper mode with no keys configured uses them; they are never a default of the Bybit settings,
+# so live mode cannot run on them by accident.
+SIM_API_KEY = "hean-sim-key"
+SIM_API_SECRET = "hean-sim-secret"
+
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -91,15 +97,16 @@ class BybitSettings(_Section):
     """Exchange endpoints and credentials.
 
     rest_url / ws_public_url / ws_private_url: Bybit v5 base URLs; the defaults are the local simulator.
-    api_key / api_secret: HMAC credentials (never logged).
+    api_key / api_secret: your HMAC credentials (never logged). No default: empty in paper mode means
+        the simulator's well-known key (`HeanSettings.credentials()`); live mode needs both.
     recv_window_ms: X-BAPI-RECV-WINDOW.  timeout_s: per-request timeout; a timeout is an ambiguous outcome.
     """
 
     rest_url: str = "http://127.0.0.1:8900"
     ws_public_url: str = "ws://127.0.0.1:8900/v5/public/linear"
     ws_private_url: str = "ws://127.0.0.1:8900/v5/private"
-    api_key: SecretStr = SecretStr("hean-sim-key")
-    api_secret: SecretStr = SecretStr("hean-sim-secret")
+    api_key: SecretStr = SecretStr("")
+    api_secret: SecretStr = SecretStr("")
     recv_window_ms: Annotated[int, Field(ge=100, le=60_000)] = 5000
     timeout_s: PositiveFloat = 10.0
 
@@ -289,9 +296,11 @@ class HeanSettings(BaseSettings):
                 raise ValueError("live trading needs dry_run=false (HEAN_DRY_RUN) as well as is_live=true")
             if not self.is_live or self.mode != "live":
                 raise ValueError("live trading needs both mode=live (HEAN_MODE) and is_live=true (HEAN_IS_LIVE)")
-            for field in ("api_key", "api_secret"):
-                if not getattr(self.bybit, field).get_secret_value():
-                    raise ValueError(f"live mode needs bybit.{field} (HEAN_BYBIT__{field.upper()})")
+            if not (self.bybit.api_key.get_secret_value() and self.bybit.api_secret.get_secret_value()):
+                raise ValueError("live mode needs your own Bybit API key: set HEAN_BYBIT__API_KEY and "
+                                 "HEAN_BYBIT__API_SECRET (the simulator's key is never used live)")
+        if bool(self.bybit.api_key.get_secret_value()) != bool(self.bybit.api_secret.get_secret_value()):
+            raise ValueError("HEAN_BYBIT__API_KEY and HEAN_BYBIT__API_SECRET must be set together")
         for sym in self.symbols:
             if not sym.isalnum() or sym.upper() != sym:
                 raise ValueError(f"symbols: {sym!r} is not an upper-case Bybit symbol like BTCUSDT")
@@ -300,6 +309,14 @@ class HeanSettings(BaseSettings):
     def metrics_port(self, service: str) -> int:
         """The configured /metrics port of `service` (0 for unknown names)."""
         return int(getattr(self.metrics_ports, service, 0))
+
+    def credentials(self) -> tuple[str, str]:
+        """(api_key, api_secret) for the exchange client: the configured pair, or in paper mode with
+        none configured the simulator's well-known pair. Live mode never gets here without keys."""
+        key, secret = self.bybit.api_key.get_secret_value(), self.bybit.api_secret.get_secret_value()
+        if not key and not secret and self.mode == "paper":
+            return SIM_API_KEY, SIM_API_SECRET
+        return key, secret
 
     def secrets(self) -> list[str]:
         """Secret values the log redactor must never let through."""
@@ -311,41 +328,71 @@ def _env_name(loc: tuple[Any, ...]) -> str:
     return "HEAN_" + "__".join(p.upper() for p in parts) if parts else "HEAN_*"
 
 
-def _one_line(exc: ValidationError) -> str:
+def _one_line(exc: ValidationError, secrets: dict[str, str]) -> str:
     err = exc.errors(include_url=False)[0]
     loc = tuple(err.get("loc", ()))
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     name = _env_name(loc) if loc else "settings"
     value = err.get("input")
     shown = "" if not loc or isinstance(value, dict) or _looks_secret(loc) else f" (got {value!r})"
+    # A secret pasted into the wrong variable is still a secret: say whose value it is, never show it.
+    owner = next((n for n, v in secrets.items() if isinstance(value, str) and v in value), None)
+    if shown and owner:
+        shown = f" (got the value of {owner}, not shown)"
     extra = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{name}: {msg}{shown}{extra}" if loc else f"{msg}{extra}"
+    return _redact(f"{name}: {msg}{shown}{extra}" if loc else f"{msg}{extra}", secrets)
 
 
 def _looks_secret(loc: tuple[Any, ...]) -> bool:
     return any(k in str(p).lower() for p in loc for k in ("secret", "key", "password", "token"))
 
 
+def _configured_secrets(*sources: dict[str, str | None]) -> dict[str, str]:
+    """Values of secret-looking HEAN_ variables (environment or env file), by variable name."""
+    found: dict[str, str] = {}
+    for source in sources:
+        for key, value in source.items():
+            name = key.upper()
+            if name.startswith("HEAN_") and value and len(value) >= 4 and _looks_secret((name,)):
+                found.setdefault(name, value)
+    return found
+
+
+def _redact(text: str, secrets: dict[str, str]) -> str:
+    for value in sorted(secrets.values(), key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
 def load_settings(env_file: str | Path | None = None, **overrides: Any) -> HeanSettings:
     """Build the settings from the environment and an env file, or raise ConfigError.
 
     `env_file=None` uses `HEAN_ENV_FILE` or `/etc/hean/hean.env` when present; an explicitly named
-    file that does not exist is an error (a typo must not silently run on defaults).
+    file that does not exist is an error (a typo must not silently run on defaults).  A name that
+    is no setting, in the environment or in the file, is reported the same way.
     """
     explicit = env_file or os.environ.get("HEAN_ENV_FILE")
     path = Path(explicit) if explicit else DEFAULT_ENV_FILE
     if explicit and not path.is_file():
         raise ConfigError(f"env file {path} does not exist")
     env_files = (path,) if path.is_file() else ()
-    unknown = _unknown_env_names(os.environ)
+    file_values = _read_env_file(path) if env_files else {}
+    secrets = _configured_secrets(dict(os.environ), file_values)
+    unknown = _unknown_env_names(os.environ) + _unknown_env_names(file_values, in_file=True)
     if unknown:
-        raise ConfigError(f"{unknown[0]}: not a HEAN setting (check the spelling)")
+        raise ConfigError(_redact(f"{unknown[0]}: not a HEAN setting (check the spelling)", secrets))
     try:
         return _build(env_files, overrides)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc)) from None
+        raise ConfigError(_one_line(exc, secrets)) from None
     except ValueError as exc:
-        raise ConfigError(str(exc).splitlines()[0]) from None
+        raise ConfigError(_redact(str(exc).splitlines()[0], secrets)) from None
+
+
+def _read_env_file(path: Path) -> dict[str, str | None]:
+    # The parser pydantic-settings itself uses, so both see the same names.
+    from dotenv import dotenv_values
+    return dict(dotenv_values(path))
 
 
 def print_config_error(who: str, exc: ConfigError) -> None:
@@ -362,14 +409,22 @@ def settings_or_exit(env_file: str | Path | None, who: str, **overrides: Any) ->
         raise SystemExit(EX_CONFIG) from None
 
 
-def _unknown_env_names(environ: Any) -> list[str]:
-    """HEAN_* variables that name no setting: a typo must not silently fall back to a default."""
+def _unknown_env_names(environ: Any, in_file: bool = False) -> list[str]:
+    """Names that are no setting: a typo must not silently fall back to a default.
+
+    In the environment only HEAN_* names are ours; in an env file every line is meant for HEAN, so a
+    name without the prefix is reported as written (not as the valid setting it would become).
+    """
     unknown = []
     for key in sorted(environ):
-        if not key.startswith("HEAN_") or key == "HEAN_ENV_FILE":
+        name = key.upper() if in_file else key
+        if name == "HEAN_ENV_FILE" or (not in_file and not name.startswith("HEAN_")):
+            continue
+        if not name.startswith("HEAN_"):
+            unknown.append(key)
             continue
         model: Any = HeanSettings
-        for part in key[len("HEAN_"):].lower().split("__"):
+        for part in name[len("HEAN_"):].lower().split("__"):
             fields = getattr(model, "model_fields", None)
             if fields is None or part not in fields:
                 unknown.append(key)

@@ -5,18 +5,30 @@ The shell owns what every process needs and none should write twice: JSON
 logs, /metrics, uvloop, SIGTERM/SIGINT, systemd notify and watchdog pings,
 the bus sockets, tracked background tasks, and the exit code.
 
-Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for bad configuration,
-70 (EX_SOFTWARE) when a task died or the bus failed loudly.
+Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for bad configuration or when
+another instance of the same service already runs on the same data dir (one
+line naming both; systemd's RestartPreventExitStatus=78 and `hean up` treat it
+as "restarting cannot fix this"), 70 (EX_SOFTWARE) when a task died or the bus
+failed loudly.
+
+One instance per service per data dir: the shell takes `fcntl.flock` on
+`<data_dir>/<service>.lock` before anything binds, and holds it for the life of
+the process (the kernel drops it on any exit, even kill -9). Without it a second
+executor would silently take over the ipc socket and both would trade.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import logging
 import os
+import sys
 import signal
 import socket
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -46,6 +58,32 @@ def sd_notify(message: str) -> None:
             log.warning("sd_notify failed", extra={"error": str(exc)})
 
 
+class AlreadyRunning(Exception):
+    """Another process of this service holds the data dir's lock."""
+
+
+def take_instance_lock(data_dir: Path, service: str) -> int:
+    """Lock `<data_dir>/<service>.lock` for this process; return the open fd (keep it open).
+
+    Raises AlreadyRunning naming the holder's pid (written into the file by the holder).
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f"{service}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise
+        raise AlreadyRunning(f"another {service} already runs on data dir {data_dir} (pid {holder}; "
+                             f"lock {path}): stop it first") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 class Service:
     """Base class of a HEAN process. Subclasses override `startup`, `main_loop`, `shutdown`."""
 
@@ -66,6 +104,7 @@ class Service:
         self._bus_stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._bus_task: asyncio.Task[None] | None = None
+        self._lock_fd: int | None = None
 
     # --- building blocks for subclasses -------------------------------------------------
     def make_publisher(self) -> Publisher:
@@ -129,6 +168,10 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):  # 15 from systemd/supervisor, 2 from Ctrl-C
             loop.add_signal_handler(sig, self.handle_exit, sig)
         s = self.settings
+        if self._lock_fd is None:
+            self._lock_fd = _lock_or_say(s, self.name)
+            if self._lock_fd is None:
+                return EX_CONFIG
         self.metrics = MetricsServer(s.metrics_host, s.metrics_port(self.name), self.registry,
                                      lambda: self.is_ready)
         try:
@@ -210,6 +253,9 @@ class Service:
             self.publisher.close()
         if self.metrics is not None:
             await self.metrics.stop()
+        if self._lock_fd is not None:   # last: nothing of ours is bound any more
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 def run_service(service_cls: type[Service], settings: HeanSettings) -> int:
@@ -219,10 +265,27 @@ def run_service(service_cls: type[Service], settings: HeanSettings) -> int:
 
 
 async def _serve(service_cls: type[Service], settings: HeanSettings) -> int:
+    # The lock comes before the service is built: a constructor may already open a state file.
+    lock_fd = _lock_or_say(settings, service_cls.name)
+    if lock_fd is None:
+        return EX_CONFIG
     # The service is built inside the loop: its asyncio primitives belong to this loop.
     try:
         service = service_cls(settings)
     except ConfigError as exc:
         print_config_error(service_cls.name, exc)
+        os.close(lock_fd)
         return EX_CONFIG
+    service._lock_fd = lock_fd
     return await service.serve()
+
+
+def _lock_or_say(settings: HeanSettings, name: str) -> int | None:
+    """The instance lock's fd, or None after printing the one line that says why not."""
+    try:
+        return take_instance_lock(settings.data_dir, name)
+    except AlreadyRunning as exc:
+        print(f"hean {name}: {exc}", file=sys.stderr, flush=True)
+    except OSError as exc:
+        print_config_error(name, ConfigError(f"HEAN_DATA_DIR: cannot lock {settings.data_dir}: {exc.strerror}"))
+    return None

@@ -105,8 +105,9 @@ class Supervisor:
         self.view = View(json_mode=args.json, tty=sys.stdout.isatty() and not args.json)
 
     # --- start ------------------------------------------------------------------------------
-    def _child(self, name: str, argv: list[str]) -> Child:
-        child = Child(name, argv, self.env, self.state / "logs" / f"{name}.log", self.view, self._on_restart)
+    def _child(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        child = Child(name, argv, self.env if env is None else env, self.state / "logs" / f"{name}.log",
+                      self.view, self._on_restart)
         self.children[name] = child
         child.on_change = self.write_state
         self.child_up.labels(name).set(0)
@@ -121,10 +122,12 @@ class Supervisor:
         port = self.args.sim_port
         if port is None:
             port = urlsplit(self.settings.bybit.rest_url).port or 8900
-        b = self.settings.bybit
-        argv = ["sim", "--port", str(port), "--symbols", ",".join(self.settings.symbols),
-                "--api-key", b.api_key.get_secret_value(), "--api-secret", b.api_secret.get_secret_value()]
-        sim = self._child("sim", argv + (demo.SIM_ARGS if self.demo else []))
+        argv = ["sim", "--port", str(port), "--symbols", ",".join(self.settings.symbols)]
+        # The simulator accepts the key the other processes will sign with. It travels in the
+        # environment (private to the process), never on argv (/proc/<pid>/cmdline is world-readable).
+        key, secret = self.settings.credentials()
+        sim_env = dict(self.env, HEAN_SIM__API_KEY=key, HEAN_SIM__API_SECRET=secret)
+        sim = self._child("sim", argv + (demo.SIM_ARGS if self.demo else []), sim_env)
         sim.restartable = False   # a restarted simulator is a different exchange: not a recovery
         await sim.start()
         url = await sim.wait_ready(READY_TIMEOUT_S)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 import pytest
 
@@ -16,6 +17,9 @@ from hean.bus import BusSaturated, BusStats, Publisher, Subscriber
 from hean.bus.envelope import Event
 from hean.config import BusSettings
 from tests.utils import async_wait_for, hean, hean_env, metric, scrape
+
+
+SATURATION_DEADLINE_S = 30.0
 
 
 async def _echo_listener(tmp_path, seen: list[Event]) -> tuple[Subscriber, asyncio.Event, asyncio.Task[None]]:
@@ -88,10 +92,23 @@ async def test_stalled_subscriber_makes_the_critical_publisher_fail_loudly(tmp_p
         assert await pub.wait_for_subscribers("critical", 15)
         await async_wait_for(lambda: metric(scrape(port), "hean_bus_subscribers") >= 1, 15, "test listener on echo")
         proc.signal(signal.SIGSTOP)
-        with pytest.raises(BusSaturated, match=r"EventBus queue full \(100/100\)\. Event processing falling behind"):
-            for i in range(200_000):
-                await pub.publish("order.placed", "ORDER_PLACED", {"i": i})
-                sent.append(i)
+        # Its own deadline: if saturation is never detected, fail saying so (not by pytest-timeout),
+        # whether publish() keeps accepting (checked per event) or blocks for good (asyncio.timeout).
+        deadline = time.monotonic() + SATURATION_DEADLINE_S
+        never = (f"critical events to a stopped subscriber: saturation not reported within "
+                 f"{SATURATION_DEADLINE_S:.0f} s")
+        try:
+            async with asyncio.timeout(SATURATION_DEADLINE_S + 5):
+                with pytest.raises(BusSaturated,
+                                   match=r"EventBus queue full \(100/100\)\. Event processing falling behind"):
+                    for i in range(200_000):
+                        if time.monotonic() > deadline:
+                            pytest.fail(f"{len(sent)} accepted {never}")
+                        await pub.publish("order.placed", "ORDER_PLACED", {"i": i})
+                        sent.append(i)
+                    pytest.fail(f"all {len(sent)} accepted {never}")
+        except TimeoutError:
+            pytest.fail(f"publish() blocked after {len(sent)} {never}")
         assert stats.send_failed["critical"] == 1
         assert any(r.levelname == "ERROR" and "FULL" in r.getMessage() for r in caplog.records)
         proc.signal(signal.SIGCONT)

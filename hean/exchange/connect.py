@@ -11,12 +11,16 @@ from hean.config import ConfigError, HeanSettings
 from hean.exchange.bybit import BybitRestClient, BybitWebSocket, HostGuardError
 
 
-def rest_client(settings: HeanSettings, registry: CollectorRegistry | None = None) -> BybitRestClient:
-    """The REST client for `settings.bybit`; a forbidden host is a configuration error (exit 78)."""
+def rest_client(settings: HeanSettings, registry: CollectorRegistry | None = None, *,
+                client_cls: type[BybitRestClient] = BybitRestClient) -> BybitRestClient:
+    """The REST client for `settings.bybit`; a forbidden host is a configuration error (exit 78).
+
+    `client_cls`: a subclass that observes more (hean preflight records the rate-limit headers)."""
     b = settings.bybit
+    key, secret = settings.credentials()
     try:
-        return BybitRestClient(
-            rest_url=b.rest_url, api_key=b.api_key.get_secret_value(), api_secret=b.api_secret.get_secret_value(),
+        return client_cls(
+            rest_url=b.rest_url, api_key=key, api_secret=secret,
             dry_run=settings.dry_run, is_live=settings.is_live, recv_window_ms=b.recv_window_ms,
             timeout_s=b.timeout_s, registry=registry)
     except HostGuardError as exc:
@@ -33,7 +37,8 @@ def websocket(settings: HeanSettings, *, private: bool, topics: list[str],
     url = b.ws_private_url if private else b.ws_public_url
     creds: dict[str, Any] = {}
     if private:
-        creds = {"api_key": b.api_key.get_secret_value(), "api_secret": b.api_secret.get_secret_value()}
+        key, secret = settings.credentials()
+        creds = {"api_key": key, "api_secret": secret}
     try:
         return BybitWebSocket(
             url, topics=topics, on_message=on_message, on_connected=on_connected, ping_interval_s=ws.ping_interval_s,

@@ -1,25 +1,42 @@
-"""`hean up` as a supervisor: status schema, kill -9 of a child, manual orders, bad config, no orphans."""
+"""`hean up` as a supervisor: status schema, kill -9 of a child, manual orders, bad config, no orphans,
+no secret on any command line.
+
+Each test is independent of the others' order: the read-only tests share one system, a test that
+kills or stops processes starts its own."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
+import uuid
+from pathlib import Path
 
 import pytest
 
+from hean.exchange.account import api_key_info
+from hean.exchange.bybit import BybitRestClient
 from tests.e2e.uphelp import SERVICES, alive, assert_no_survivors, last_json, up_doc, wait_all_running
 from tests.utils import PYTHON, ROOT, hean, hean_env, wait_for
+
+# A key pair of the user's own, in an env file (paper mode: our simulator is told to accept it).
+KEY = f"e2e-key-{uuid.uuid4().hex[:12]}"
+SECRET = f"e2e-secret-{uuid.uuid4().hex}"
 
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
-    """One demo `hean up` (own simulator, all ports ephemeral) shared by the tests of this module."""
+    """One demo `hean up` (own simulator, all ports ephemeral, keys from an env file), shared by the
+    read-only tests of this module: none of them kills or stops anything."""
     tmp = tmp_path_factory.mktemp("up")
     env = hean_env(tmp)
+    env_file = tmp / "keys.env"
+    env_file.write_text(f"HEAN_BYBIT__API_KEY={KEY}\nHEAN_BYBIT__API_SECRET={SECRET}\n")
     state = tmp / "state"
-    up = hean(["up", "--sim-port", "0", "--json", "--state-dir", str(state)], env, "up")
+    up = hean(["up", "--sim-port", "0", "--json", "--demo", "--env-file", str(env_file), "--state-dir", str(state)],
+              env, "up")
     try:
         doc = wait_all_running(state, SERVICES)
         yield up, state, env, doc
@@ -63,8 +80,55 @@ def test_status_json_schema_against_a_running_system(system):
     assert table.returncode == 0 and "executor" in table.stdout and "risk:" in table.stdout
 
 
-def test_kill9_of_a_child_is_restarted_and_the_system_carries_on(system):
-    up, state, env, doc = system
+def _cmdlines() -> dict[int, bytes]:
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes()
+            except OSError:   # gone meanwhile, or not ours to read
+                pass
+    return out
+
+
+def test_no_secret_on_any_command_line(system):
+    up, state, _, doc = system
+    ours = [up.pid, doc["services"]["sim"]["pid"], *(doc["services"][s]["pid"] for s in SERVICES)]
+    lines = _cmdlines()
+    assert all(pid in lines for pid in ours), "every process of hean up is visible in /proc"
+    assert b"hean.cli" in lines[doc["services"]["sim"]["pid"]]
+    leaks = {pid: line.replace(b"\0", b" ").decode(errors="replace") for pid, line in lines.items()
+             if SECRET.encode() in line or KEY.encode() in line}
+    assert not leaks, f"the API key/secret is on a command line: {leaks}"
+
+    # ... and still the simulator got them: it accepts a request signed with the env file's key.
+    async def signed_call() -> dict:
+        client = BybitRestClient(rest_url=up_doc(state)["sim_url"], api_key=KEY, api_secret=SECRET, dry_run=True,
+                                 is_live=False)
+        await client.start()
+        try:
+            return await api_key_info(client)
+        finally:
+            await client.close()
+    assert asyncio.run(signed_call())["apiKey"] == KEY
+
+
+@pytest.fixture
+def own_system(tmp_path):
+    """A `hean up` of this test alone (a test that kills or stops processes must not share one).
+    Strategy, feed and watchdog are skipped: the manual order needs risk, executor and reconciler."""
+    env = hean_env(tmp_path)
+    state = tmp_path / "state"
+    up = hean(["up", "--sim-port", "0", "--json", "--no-demo", "--state-dir", str(state),
+               "--skip", "strategy", "--skip", "feed", "--skip", "watchdog"], env, "up")
+    try:
+        yield up, state, env, wait_all_running(state, ("risk", "reconciler", "executor"))
+    finally:
+        up.kill()
+
+
+def test_kill9_of_a_child_is_restarted_and_the_system_carries_on(own_system):
+    up, state, env, doc = own_system
     victim = doc["services"]["executor"]["pid"]
     os.kill(victim, signal.SIGKILL)
 
@@ -87,7 +151,7 @@ def test_kill9_of_a_child_is_restarted_and_the_system_carries_on(system):
     assert up.p.wait(60) == 0, up.output()[-3000:]
     summary = last_json(up.lines)
     assert summary["restarts"] == 1 and summary["orders"] > 0 and summary["fills"] > 0
-    assert len(summary["pids"]["executor"]) == 2
+    assert len(summary["pids"]["executor"]) == 2 and summary["pids"]["risk"] == [doc["services"]["risk"]["pid"]]
     assert_no_survivors([p for ps in summary["pids"].values() for p in ps])
 
 
