@@ -20,6 +20,7 @@ All routes take/return JSON and need no auth. Errors: HTTP 400 {"error": "..."}.
     POST /sim/faults/rate-limit {"count": K, "seconds": D}  force 10006 on private endpoints
     POST /sim/faults/latency    {"ms": 200}                 delay every /v5 request
     POST /sim/faults/reset      {}                          clear every fault
+    (more routes in livecontrol.py)
 """
 
 from __future__ import annotations
@@ -204,15 +205,16 @@ POST_ROUTES: dict[str, Route] = {
 }
 
 
-def add_routes(app: web.Application, server: SimServer) -> None:
-    """Register every /sim route on ``app``."""
+def add_routes(app: web.Application, server: SimServer, extra: dict[str, Route] | None = None) -> None:
+    """Register every /sim route on ``app`` (``extra``: routes defined in other modules)."""
+    routes = {**POST_ROUTES, **(extra or {})}
 
     async def post(request: web.Request) -> web.Response:
         try:
             body = json.loads(await request.read() or b"{}")
             if not isinstance(body, dict):
                 raise ControlError("body must be a JSON object")
-            result = await POST_ROUTES[request.path](server, body)
+            result = await routes[request.path](server, body)
         except (ControlError, ValueError) as err:
             return web.json_response({"error": str(err)}, status=400)
         return web.json_response(result)
@@ -226,7 +228,7 @@ def add_routes(app: web.Application, server: SimServer) -> None:
                   if link_id is None or o.order_link_id == link_id]
         return web.json_response({"list": orders})
 
-    for path in POST_ROUTES:
+    for path in routes:
         app.router.add_post(path, post)
     app.router.add_get("/sim/state", get_state)
     app.router.add_get("/sim/orders", get_orders)

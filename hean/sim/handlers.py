@@ -43,7 +43,8 @@ def ticker_row(ex: Exchange, symbol: str) -> dict[str, Any]:
         "prevPrice1h": fmt(inst.default_price), "openInterest": "0", "openInterestValue": "0",
         "turnover24h": "0", "volume24h": "0", "fundingRate": "0.0001", "nextFundingTime": "0",
         "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0",
-        "bid1Price": fmt(ex.bid(symbol)), "bid1Size": "1", "ask1Price": fmt(ex.ask(symbol)), "ask1Size": "1",
+        "bid1Price": fmt(ex.bid(symbol)), "bid1Size": fmt(ex.book.available(symbol, ex.bid(symbol))),
+        "ask1Price": fmt(ex.ask(symbol)), "ask1Size": fmt(ex.book.available(symbol, ex.ask(symbol))),
         "basis": "", "preOpenPrice": "", "preQty": "", "curPreListingPhase": "",
         "fundingIntervalHour": "8", "fundingCap": "0.005",
     }
@@ -97,7 +98,8 @@ def order_cancel_all(ex: Exchange, params: dict[str, Any], now_ms: int) -> dict[
 
 def _order_query(ex: Exchange, params: dict[str, Any], now_ms: int, *, history: bool) -> dict[str, Any]:
     require_category(params)
-    rows = select_orders(list(ex.orders.values()), params, history=history, now_ms=now_ms)
+    rows = select_orders(list(ex.orders.values()), params, history=history, now_ms=now_ms,
+                         realtime_closed=ex.realtime_closed)
     page, cursor = paginate(rows, order_key, params, 20, 50)
     to_row = views.history_row if history else views.order_row
     return {"category": "linear", "list": [to_row(o) for o in page], "nextPageCursor": cursor}

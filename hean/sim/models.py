@@ -76,6 +76,7 @@ class Execution:
     closed_size: Decimal
     exec_pnl: Decimal
     seq: int
+    ordinal: int = 0   # internal total order (paging key): one match event's fills share ``seq``
 
 
 @dataclass
