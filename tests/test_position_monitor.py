@@ -72,19 +72,27 @@ async def _ge(port: int, n: float) -> bool:
     return await checks(port) >= n
 
 
+async def probe_joined(port: int) -> None:
+    """Wait until a bus probe holds a subscription on the watchdog (PUB/SUB drops what comes before)."""
+    async def joined() -> bool:
+        samples = await asyncio.to_thread(scrape, port)
+        return metric(samples, "hean_bus_subscribers", **{"class": "critical"}) >= 1
+    await async_wait_for(joined, 20, "the bus probe to subscribe to the watchdog")
+
+
 async def flat(sim: SimServer, symbol: str) -> bool:
     return (await positions(sim)).get(symbol, Decimal(0)) == 0
 
 
 async def test_stale_long_and_short_are_closed_reduce_only(tmp_path: Path) -> None:
     async with venue() as (sim, client):
-        await open_position(client, "BTCUSDT", "Buy", "long")
-        await open_position(client, "ETHUSDT", "Sell", "short")
-        assert await positions(sim) == {"BTCUSDT": QTY["BTCUSDT"], "ETHUSDT": -QTY["ETHUSDT"]}
         wd = hean(["run", "watchdog"], watchdog_env(tmp_path, sim))
         try:
             async with BusProbe(tmp_path, None, {"watchdog": ["watchdog."]}) as probe:
-                await asyncio.to_thread(wd.wait_ready)
+                await probe_joined(await asyncio.to_thread(wd.wait_ready))
+                await open_position(client, "BTCUSDT", "Buy", "long")
+                await open_position(client, "ETHUSDT", "Sell", "short")
+                assert await positions(sim) == {"BTCUSDT": QTY["BTCUSDT"], "ETHUSDT": -QTY["ETHUSDT"]}
                 for sym in ("BTCUSDT", "ETHUSDT"):
                     await async_wait_for(lambda s=sym: flat(sim, s), 20, f"{sym} to be closed")
                 await async_wait_for(lambda: len(probe.of_type("POSITION_FORCE_CLOSED")) >= 2, 20,
@@ -137,13 +145,13 @@ async def test_restart_does_not_restart_the_clock(tmp_path: Path) -> None:
 
 async def test_failing_close_publishes_error_and_is_retried(tmp_path: Path) -> None:
     async with venue() as (sim, client):
-        await open_position(client, "ETHUSDT", "Sell", "short")
-        await control(sim, "POST", "faults/http-error",
-                      {"when": "before", "status": 503, "count": 1, "path": "/v5/order/create"})
         wd = hean(["run", "watchdog"], watchdog_env(tmp_path, sim))
         try:
             async with BusProbe(tmp_path, None, {"watchdog": ["watchdog."]}) as probe:
-                await asyncio.to_thread(wd.wait_ready)
+                await probe_joined(await asyncio.to_thread(wd.wait_ready))
+                await open_position(client, "ETHUSDT", "Sell", "short")
+                await control(sim, "POST", "faults/http-error",
+                              {"when": "before", "status": 503, "count": 1, "path": "/v5/order/create"})
                 closed = await probe.wait_event(lambda e: e.type == "POSITION_FORCE_CLOSED", "the retried close")
                 errors = probe.of_type("ERROR")
                 assert errors and probe.events.index(errors[0]) < probe.events.index(closed)

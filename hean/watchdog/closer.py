@@ -2,14 +2,17 @@
 
 Each order is one attempt with its own link id (derived from the position's
 opening and the attempt number, see core.close_link_id). An order is sent only
-once the previous one is known final: a close larger than ``maxMktOrderQty`` goes
+once the previous one is known final and a re-read shows the SAME position still
+open (a position that went flat and re-opened meanwhile has its own age): a close larger than ``maxMktOrderQty`` goes
 out as several orders in turn, a partly filled one (thin book: ``Cancelled`` with
-``cumExecQty`` > 0) is progress and the remainder follows, and 110017 on a
-reduce-only order means "already flat or smaller": the position is re-read, not
-escalated. Only an attempt that ended with nothing filled while the position is
-still open counts as a failure for the escalation ladder: after
-`close_attempts_before_escalation` failures the symbol's open orders are cancelled
-(a resting reduce-only order can block a close); one more failure raises
+``cumExecQty`` > 0) is progress and the remainder follows at once (one that
+filled nothing waits for the next check), and 110017 on a reduce-only order means
+"already flat or smaller": the position is re-read, not escalated. Only an
+attempt that ended with nothing filled while the position is still open counts
+as a failure for the escalation ladder, and any fill starts the count again (a
+thin book emptied by our own last order is not a broken close): after
+`close_attempts_before_escalation` failures in a row the symbol's open orders are
+cancelled (a resting reduce-only order can block a close); one more failure raises
 WATCHDOG_ALERT and asks the risk governor for QUARANTINE. After a restart, the
 attempts already on the exchange are found by their link ids.
 """
@@ -37,6 +40,7 @@ SETTLE_POLLS, SETTLE_POLL_S = 20, 0.05  # a market order is final within moments
 _OPEN_STATUSES = {"New", "PartiallyFilled", "Untriggered", "Created", "Triggered"}
 
 Publish = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+CurrentSize = Callable[[PositionAge], Awaitable[Decimal]]
 Identity = tuple[str, str, str, int]
 
 
@@ -50,6 +54,11 @@ class _Tracked:
     failed: set[int] = field(default_factory=set)
     cancelled_at: int | None = None  # len(failed) when the symbol's orders were cancelled
     escalated: bool = False
+
+    def progress(self) -> None:
+        """Something filled: the escalation ladder counts failures since the last progress only."""
+        self.failed.clear()
+        self.cancelled_at = None
 
 
 def identity(pos: PositionAge) -> Identity:
@@ -70,8 +79,8 @@ def age_facts(pos: PositionAge) -> dict[str, Any]:
 
 class Closer:
     def __init__(self, client: BybitRestClient, metrics: Any, *, escalate_after: int, max_hold_s: float,
-                 publish: Publish) -> None:
-        self.client, self.metrics, self.publish = client, metrics, publish
+                 publish: Publish, current_size: CurrentSize) -> None:
+        self.client, self.metrics, self.publish, self.current_size = client, metrics, publish, current_size
         self.escalate_after, self.max_hold_s = escalate_after, max_hold_s
         self._tracked: dict[Identity, _Tracked] = {}
 
@@ -100,9 +109,12 @@ class Closer:
                     if size == 0:
                         log.info("force-closed position is flat", extra=fields | {"size": "0"})
                         return True
-                    if verdict == "unfilled":
+                    if verdict != "unfilled":
+                        st.progress()
+                    else:  # nothing filled: try again next check, do not hammer
                         st.failed.add(attempt)
                         await self._after_failure(pos, row, st)
+                        return False
                 if st.attempt >= MAX_ATTEMPT:
                     await self._error(pos, row, "Force close gave up: attempt numbers exhausted", None)
                     return False
@@ -185,11 +197,8 @@ class Closer:
         return verdict
 
     async def _current_size(self, pos: PositionAge) -> Decimal:
-        """The position's size now (0 if flat or on the other side: then it is another position)."""
-        for r in await self.client.positions(symbol=pos.symbol):
-            if r.get("side") == pos.side and r.get("positionIdx", 0) == pos.position_idx:
-                return Decimal(str(r.get("size") or "0"))
-        return Decimal(0)
+        """The position's size now; 0 once it is flat or another position (own opening, own age)."""
+        return await self.current_size(pos)
 
     async def _attempts_on_exchange(self, pos: PositionAge) -> int:
         """Highest attempt number already on the exchange for this position (after a restart)."""

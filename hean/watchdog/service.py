@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
@@ -38,7 +39,7 @@ from hean.exchange.bybit.errors import ExchangeUnavailable
 from hean.exchange.connect import rest_client
 from hean.lifecycle import Service
 from hean.watchdog.closer import Closer, direction, identity
-from hean.watchdog.core import DecisionKind, evaluate
+from hean.watchdog.core import DecisionKind, PositionAge, evaluate
 from hean.watchdog.opening import InvalidExecution, Opening
 from hean.watchdog.resolver import OpeningResolver
 
@@ -97,7 +98,8 @@ class WatchdogService(Service):
         self.client = rest_client(s, self.registry)
         self.resolver = OpeningResolver(self.client, int(s.watchdog.opening_lookback_days * DAY_MS))
         self.closer = Closer(self.client, self.wd_metrics, escalate_after=s.watchdog.close_attempts_before_escalation,
-                             max_hold_s=s.max_hold_seconds, publish=self.publish)
+                             max_hold_s=s.max_hold_seconds, publish=self.publish,
+                             current_size=self._current_size)
         self.make_publisher()
         sub = self.make_subscriber()
         sub.connect("reconciler").on("position.", self._on_position)
@@ -209,6 +211,24 @@ class WatchdogService(Service):
                 self.wd_metrics.lookups.labels(kind).inc(n - before[kind])
         self.resolver.forget_except(set(openings))
         return openings, ok
+
+    async def _current_size(self, pos: PositionAge) -> Decimal:
+        """Size of `pos` re-read by REST; 0 when flat, or when the row is another position (re-opened)."""
+        assert self.client is not None and self.resolver is not None
+        for row in await self.client.positions(symbol=pos.symbol):
+            if row.get("side") != pos.side or row.get("positionIdx", 0) != pos.position_idx:
+                continue
+            try:
+                opening = await self.resolver.opening(row, self.client.server_time_ms())
+            except InvalidExecution:
+                opening = None
+            if opening is None or opening.key != pos.opening.key:
+                log.info("position re-opened since the close began; it is aged on its own",
+                         extra={"symbol": pos.symbol, "was_opened_ms": pos.opened_ms,
+                                "opened_ms": None if opening is None else opening.time_ms})
+                return Decimal(0)
+            return Decimal(str(row.get("size") or "0"))
+        return Decimal(0)
 
     def _bus_rows(self, rest_symbols: set[Any], rest_ok: bool, asked_ms: int) -> list[dict[str, Any]]:
         """Reconciler positions REST did not list: all of them if REST failed, else only newer ones."""

@@ -18,14 +18,14 @@ from hean.exchange.bybit.rest import BybitRestClient
 from hean.sim.server import SimServer
 from tests.risk.test_service import BusProbe
 from tests.test_position_monitor import checks, control, flat, positions, venue, watchdog_env, watchdog_orders
-from tests.utils import async_wait_for, hean, metric, scrape
+from tests.utils import Proc, async_wait_for, hean, metric, scrape
 
 DAY_MS = 86_400_000
 SOURCE = {True: "open_time", False: "executions"}
 
 
 async def trade(client: BybitRestClient, symbol: str, side: str, qty: str, link: str) -> dict[str, Any]:
-    """A market order by the test's 'trader'; returns its (single) execution row."""
+    """A market order by the test's 'trader'; returns its first execution row."""
     resp = await client.place_order(symbol=symbol, side=side, order_type="Market", qty=Decimal(qty), price=None,
                                     order_link_id=link)
     assert resp.ok, resp
@@ -33,14 +33,19 @@ async def trade(client: BybitRestClient, symbol: str, side: str, qty: str, link:
     assert order is not None and order["orderStatus"] == "Filled", order
     window = (int(order["createdTime"]) - 1, int(order["updatedTime"]) + 1)
     rows = [e for e in await client.executions_since(*window, symbol=symbol) if e["orderLinkId"] == link]
-    assert len(rows) == 1, rows
-    return rows[0]
+    assert rows, order
+    return min(rows, key=lambda e: (int(e["execTime"]), e["execId"]))  # one per book level swept
 
 
 async def advance(sim: SimServer, client: BybitRestClient, ms: int) -> None:
     """Move the exchange clock (the test's client follows; a watchdog started later sees it)."""
     await control(sim, "POST", "clock/advance", {"ms": ms})
     await client.sync_time()
+
+
+def logged(proc: Proc, prefix: str) -> list[dict[str, Any]]:
+    """The process's log records whose message starts with `prefix` (messages carry details)."""
+    return [r for r in proc.records() if str(r.get("message", "")).startswith(prefix)]
 
 
 async def closes(probe: BusProbe, symbol: str) -> list[Any]:
@@ -128,7 +133,7 @@ async def test_open_time_zero_walks_executions_across_windows_and_funding(tmp_pa
             port = await asyncio.to_thread(wd.wait_ready)
             await async_wait_for(lambda: flat(sim, "BTCUSDT"), 30, "the 8-day-old BTC position to be closed")
             # The close may come at the first check, before a bus probe could join: read the log line.
-            event = await asyncio.to_thread(wd.wait_record, "Force close order placed")
+            [event] = await async_wait_for(lambda: logged(wd, "Force close order placed: "), 10, "the close")
             # A negative claim needs an observation window: five more checks leave ETH alone.
             seen = await checks(port)
             await async_wait_for(lambda: _checks_at_least(port, seen + 5), 20, "five more checks")
