@@ -13,6 +13,7 @@ again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -47,14 +48,15 @@ def _int_ms(raw: Any) -> int:
 
 
 class OpeningResolver:
-    """Per-symbol cache of execution walks; `lookups` counts REST reads by kind (for metrics)."""
+    """Per-symbol cache of execution walks; `on_lookup("full" | "incremental")` counts them."""
 
-    def __init__(self, client: ExecutionSource, lookback_ms: int) -> None:
+    def __init__(self, client: ExecutionSource, lookback_ms: int,
+                 on_lookup: Callable[[str], None] = lambda kind: None) -> None:
         self._client = client
         self._lookback_ms = lookback_ms
+        self._on_lookup = on_lookup
         self._tracks: dict[str, Track] = {}
         self._bounds: dict[str, Opening] = {}
-        self.lookups = {"full": 0, "incremental": 0}
 
     async def opening(self, row: dict[str, Any], now_ms: int) -> Opening | None:
         """The opening of the row's position; None if the row cannot be walked.
@@ -74,7 +76,7 @@ class OpeningResolver:
         upto = min(_int_ms(row.get("updatedTime")) or now_ms, now_ms)
         track = self._tracks.get(symbol)
         if track is not None and upto > track.watermark_ms:
-            self.lookups["incremental"] += 1
+            self._on_lookup("incremental")
             fills = position_fills(await self._client.executions_since(track.watermark_ms, upto, symbol=symbol))
             track = roll_forward(track, fills, upto)
         if track is not None and track.size != size:
@@ -92,7 +94,7 @@ class OpeningResolver:
         self._bounds = {s: b for s, b in self._bounds.items() if s in symbols}
 
     async def _walk(self, symbol: str, size: Decimal, upto: int, created_ms: int) -> Track:
-        self.lookups["full"] += 1
+        self._on_lookup("full")
         history_start = max(upto - self._lookback_ms, 0)
         running, end, span = size, upto, FIRST_WINDOW_MS
         newest: list[Fill] = []

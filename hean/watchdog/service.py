@@ -96,7 +96,8 @@ class WatchdogService(Service):
             log.info("Position monitor disabled in config")
             return
         self.client = rest_client(s, self.registry)
-        self.resolver = OpeningResolver(self.client, int(s.watchdog.opening_lookback_days * DAY_MS))
+        self.resolver = OpeningResolver(self.client, int(s.watchdog.opening_lookback_days * DAY_MS),
+                                        on_lookup=lambda kind: self.wd_metrics.lookups.labels(kind).inc())
         self.closer = Closer(self.client, self.wd_metrics, escalate_after=s.watchdog.close_attempts_before_escalation,
                              max_hold_s=s.max_hold_seconds, publish=self.publish,
                              current_size=self._current_size)
@@ -174,9 +175,11 @@ class WatchdogService(Service):
         self.wd_metrics.oldest.set(max((p.age_s for p in live), default=0.0))
         for d in decisions:
             pos = d.position
-            if d.kind in (DecisionKind.SKIP_INVALID, DecisionKind.AGE_UNKNOWN):
+            if d.kind is DecisionKind.SKIP_INVALID:
                 log.warning("position row not understood; not acted on", extra={"reason": d.reason,
                                                                                  "symbol": d.symbol})
+            elif d.kind is DecisionKind.AGE_UNKNOWN:  # never aged by createdTime instead: retried next check
+                log.warning("position age unknown; not acted on", extra={"reason": d.reason, "symbol": d.symbol})
             elif d.kind is DecisionKind.WARN and pos is not None:
                 log.info(f"Position {pos.symbol}_{direction(pos)} age={pos.age_s:.0f}s, "
                          f"will force-close in {pos.remaining_s:.0f}s",
@@ -193,7 +196,6 @@ class WatchdogService(Service):
         assert self.resolver is not None and self.client is not None
         openings: dict[str, Opening] = {}
         ok = True
-        before = dict(self.resolver.lookups)
         for row in rows:
             symbol = row.get("symbol")
             try:
@@ -206,9 +208,6 @@ class WatchdogService(Service):
                 continue
             if opening is not None and isinstance(symbol, str):
                 openings[symbol] = opening
-        for kind, n in self.resolver.lookups.items():
-            if n > before[kind]:
-                self.wd_metrics.lookups.labels(kind).inc(n - before[kind])
         self.resolver.forget_except(set(openings))
         return openings, ok
 

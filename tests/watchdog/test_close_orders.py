@@ -73,13 +73,14 @@ async def test_reduce_only_refused_because_already_flat_is_not_a_failure(tmp_pat
             port = await asyncio.to_thread(wd.wait_ready)
             await async_wait_for(lambda: not sim.faults.delay_replies, 20, "the held position read")
             await trade(client, "BTCUSDT", "Sell", "0.01", "test-close")
-            refused = await asyncio.to_thread(wd.wait_record,
-                                              "reduce-only close refused (110017): re-reading the position")
-            assert refused["symbol"] == "BTCUSDT" and refused["order_link_id"].startswith("hwd-BTCUSDT")
+            await async_wait_for(lambda: [r for r in wd.records() if r.get("ret_code") == 110017], 20,
+                                 "the watchdog's close to be refused 110017")
             await async_wait_for(lambda: _ge_checks(port, 3), 20, "three checks")
             assert not logged(wd, "Failed to force close position"), "110017 when flat is not a failure"
             samples = await asyncio.to_thread(scrape, port)
             assert metric(samples, "hean_watchdog_errors_total") == 0
+            [refused] = logged(wd, "reduce-only close refused (110017): re-reading the position")
+            assert refused["symbol"] == "BTCUSDT" and refused["order_link_id"].startswith("hwd-BTCUSDT")
             assert metric(samples, "hean_watchdog_force_closes_total", outcome="already_smaller") == 1
             assert await flat(sim, "BTCUSDT")
         finally:

@@ -239,3 +239,18 @@ def test_link_id_length_charset_determinism(symbol: str, key: str, side: str, id
     assert link_id == close_link_id(symbol, key, side, idx, attempt)
     if attempt < 9999:
         assert close_link_id(symbol, key, side, idx, attempt + 1) != link_id
+
+
+@pytest.mark.parametrize(("open_time_ms", "kind"), [
+    (CREATED, DecisionKind.OK),
+    (CREATED - (HOLD_S + 1) * 1000, DecisionKind.CLOSE),
+    (0, DecisionKind.AGE_UNKNOWN),  # the shell then walks the executions for it
+    (None, DecisionKind.AGE_UNKNOWN),  # a reconciler without contract 3's field
+])
+def test_reconciler_position_event_is_aged_by_open_time_ms_never_created_time(
+        open_time_ms: int | None, kind: DecisionKind) -> None:
+    from hean.watchdog.service import _row_from_event
+    data = {"symbol": "BTCUSDT", "side": "Buy", "size": "0.5", "avg_price": "95900", "created_time_ms": FIRST_EVER,
+            "updated_time_ms": CREATED, "open_time_ms": open_time_ms, "foreign": False}
+    [decision] = evaluate([_row_from_event(data)], CREATED + 1000, HOLD_S)
+    assert decision.kind is kind, decision.reason
