@@ -18,6 +18,7 @@ from hean.sim.envelope import (
     DUPLICATE_LINK_ID, INSUFFICIENT_AVAILABLE, NOTIONAL_TOO_SMALL, ORDER_NOT_FOUND,
     REDUCE_ONLY_ZERO, SimError,
 )
+from hean.sim.faults import PushFaults
 from hean.sim.instruments import Instrument
 from hean.sim.models import ZERO, Execution, Order, Position
 from hean.sim.pricepath import PricePath
@@ -36,6 +37,7 @@ class Exchange:
         seed: int, initial_balance: Decimal, taker_fee: Decimal, maker_fee: Decimal,
         slippage_bps: Decimal | None, leverage: Decimal, max_fill_qty_per_tick: Decimal | None = None,
         created_time_resets: bool = False, report_open_time: bool = True, book: Book | None = None,
+        push_faults: PushFaults | None = None,
     ) -> None:
         self.instruments = instruments
         self.prices = prices
@@ -58,6 +60,7 @@ class Exchange:
         self._rng = random.Random(seed * 7919 + 17)
         self._seq = 0
         self._exec_ordinal = 0
+        self.push_faults = push_faults if push_faults is not None else PushFaults()
 
     # ---- market view -------------------------------------------------
     def last(self, symbol: str) -> Decimal:
@@ -138,6 +141,7 @@ class Exchange:
             reduce_only=req.reduce_only, close_on_trigger=req.close_on_trigger, created_ms=now,
             ordinal=self._next_seq(), last_price_on_created=self.last(req.symbol), updated_ms=now,
         )
+        order.skip_new = self.push_faults.take("execution_first")
         self.orders[order.order_id] = order
         if order.order_link_id:
             self.by_link_id[order.order_link_id] = order
@@ -175,6 +179,8 @@ class Exchange:
             # A market order is an IOC limit: thin liquidity leaves Cancelled with cumExecQty > 0 (faq.mdx).
             reject = "EC_CancelForNoFullFill" if order.cum_qty else "EC_NoImmediateQtyToFill"
             self._finish(order, "Cancelled", "UNKNOWN", reject=reject)
+        elif order.status == "New" and order.skip_new:
+            self._emit_position(self.positions[order.symbol])
         elif order.status == "New":
             self._emit_order(order)
 
@@ -270,8 +276,25 @@ class Exchange:
         if order.status == "Filled":
             self._remember_closed(order)
         self.executions.extend(executions)
-        self._emit("execution", [views.ws_execution(e) for e in executions])
-        self._emit_order(order)
+        self._emit_fill(order, executions)
+
+    def _emit_fill(self, order: Order, executions: list[Execution]) -> None:
+        """execution.fast first (its point), then order and execution (swapped by the fault), position, wallet."""
+        self._emit("execution.fast", [views.ws_fast_execution(e) for e in executions])
+        rows = [views.ws_execution(e) for e in executions]
+        if order.skip_new:
+            order.skip_new = False
+            self._emit("execution", rows)
+            self._emit("order", [views.ws_order(order)])
+        else:
+            self._emit("order", [views.ws_order(order)])
+            self._emit("execution", rows)
+        if order.status == "Filled" and self.push_faults.take("double_filled"):
+            # order.mdx: the second Filled carries cancelType CancelByUser, EC_OrigClOrdIDDoesNotExist
+            echo = views.ws_order(order)
+            echo.update(cancelType="CancelByUser", rejectReason="EC_OrigClOrdIDDoesNotExist")
+            self._emit("order", [echo])
+        self._emit_position(self.positions[order.symbol])
         self._emit("wallet", [views.wallet_account(self)])
 
     def _apply_to_position(self, pos: Position, side: str, qty: Decimal, price: Decimal, now: int, seq: int

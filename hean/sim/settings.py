@@ -36,6 +36,10 @@ class SimSettings(BaseModel):
         created_time_resets: kinder, pre-2024 reading: position ``createdTime`` restarts on every
             flat -> open (live Bybit keeps the first-ever creation on the symbol).
         report_open_time: serve ``openTime``; False makes it always 0 (a client's fallback path).
+        rest_delay_ms: one-way network delay of a REST call, paid on the request and again on the
+            reply (0 = none, for benchmarks).
+        ws_delay_ms: one-way delay of every WS frame, both directions; order per connection is kept.
+        delay_jitter: each delay is drawn from ms × uniform(1 - jitter, 1 + jitter), seeded.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -63,3 +67,6 @@ class SimSettings(BaseModel):
     public_rate_limit: int = 120
     created_time_resets: bool = False
     report_open_time: bool = True
+    rest_delay_ms: float = 5.0
+    ws_delay_ms: float = 5.0
+    delay_jitter: float = 0.4
