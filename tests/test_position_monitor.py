@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client import CollectorRegistry
 
 from hean.exchange.bybit.rest import BybitRestClient
@@ -118,9 +119,11 @@ async def test_stale_long_and_short_are_closed_reduce_only(tmp_path: Path) -> No
             wd.kill()
 
 
-async def test_restart_does_not_restart_the_clock(tmp_path: Path) -> None:
-    """Age comes from createdTime: after a restart the close happens at once, not max_hold later."""
-    async with venue() as (sim, client):
+@pytest.mark.parametrize("report_open_time", [True, False])
+async def test_restart_does_not_restart_the_clock(tmp_path: Path, report_open_time: bool) -> None:
+    """Age comes from the exchange (openTime, or the opening fill when openTime is 0): after a restart
+    the close happens at once, not max_hold later."""
+    async with venue(report_open_time=report_open_time) as (sim, client):
         await open_position(client, "BTCUSDT", "Buy", "long")
         env = watchdog_env(tmp_path, sim, max_hold_seconds="600")
         wd = hean(["run", "watchdog"], env)
@@ -131,7 +134,7 @@ async def test_restart_does_not_restart_the_clock(tmp_path: Path) -> None:
             assert metric(samples, "hean_watchdog_positions_tracked") == 1
             assert not await flat(sim, "BTCUSDT")
             wd.kill()
-            # While it is down the position ages past max_hold (server clock, as Bybit's createdTime).
+            # While it is down the position ages past max_hold (server clock, as Bybit's openTime).
             await control(sim, "POST", "clock/advance", {"ms": 601_000})
             wd = hean(["run", "watchdog"], env)
             await asyncio.to_thread(wd.wait_ready)
