@@ -213,11 +213,14 @@ class WatchdogSettings(_Section):
     close_attempts_before_escalation: failed closes on one position before its symbol's orders are cancelled.
     error_backoff_s: pause after an error (the seed's 30 s).
     include_foreign: also close positions HEAN did not open.
+    opening_lookback_days: how far back the symbol's executions are walked to find when a position
+        opened when Bybit reports openTime 0 (Bybit keeps two years of trade history).
     """
 
     close_attempts_before_escalation: Annotated[int, Field(ge=1)] = 3
     error_backoff_s: PositiveFloat = 30.0
     include_foreign: bool = True
+    opening_lookback_days: PositiveFloat = 730.0
 
 
 class StrategySettings(_Section):

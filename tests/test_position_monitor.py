@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client import CollectorRegistry
 
 from hean.exchange.bybit.rest import BybitRestClient
@@ -72,19 +73,27 @@ async def _ge(port: int, n: float) -> bool:
     return await checks(port) >= n
 
 
+async def probe_joined(port: int) -> None:
+    """Wait until a bus probe holds a subscription on the watchdog (PUB/SUB drops what comes before)."""
+    async def joined() -> bool:
+        samples = await asyncio.to_thread(scrape, port)
+        return metric(samples, "hean_bus_subscribers", **{"class": "critical"}) >= 1
+    await async_wait_for(joined, 20, "the bus probe to subscribe to the watchdog")
+
+
 async def flat(sim: SimServer, symbol: str) -> bool:
     return (await positions(sim)).get(symbol, Decimal(0)) == 0
 
 
 async def test_stale_long_and_short_are_closed_reduce_only(tmp_path: Path) -> None:
     async with venue() as (sim, client):
-        await open_position(client, "BTCUSDT", "Buy", "long")
-        await open_position(client, "ETHUSDT", "Sell", "short")
-        assert await positions(sim) == {"BTCUSDT": QTY["BTCUSDT"], "ETHUSDT": -QTY["ETHUSDT"]}
         wd = hean(["run", "watchdog"], watchdog_env(tmp_path, sim))
         try:
             async with BusProbe(tmp_path, None, {"watchdog": ["watchdog."]}) as probe:
-                await asyncio.to_thread(wd.wait_ready)
+                await probe_joined(await asyncio.to_thread(wd.wait_ready))
+                await open_position(client, "BTCUSDT", "Buy", "long")
+                await open_position(client, "ETHUSDT", "Sell", "short")
+                assert await positions(sim) == {"BTCUSDT": QTY["BTCUSDT"], "ETHUSDT": -QTY["ETHUSDT"]}
                 for sym in ("BTCUSDT", "ETHUSDT"):
                     await async_wait_for(lambda s=sym: flat(sim, s), 20, f"{sym} to be closed")
                 await async_wait_for(lambda: len(probe.of_type("POSITION_FORCE_CLOSED")) >= 2, 20,
@@ -110,9 +119,11 @@ async def test_stale_long_and_short_are_closed_reduce_only(tmp_path: Path) -> No
             wd.kill()
 
 
-async def test_restart_does_not_restart_the_clock(tmp_path: Path) -> None:
-    """Age comes from createdTime: after a restart the close happens at once, not max_hold later."""
-    async with venue() as (sim, client):
+@pytest.mark.parametrize("report_open_time", [True, False])
+async def test_restart_does_not_restart_the_clock(tmp_path: Path, report_open_time: bool) -> None:
+    """Age comes from the exchange (openTime, or the opening fill when openTime is 0): after a restart
+    the close happens at once, not max_hold later."""
+    async with venue(report_open_time=report_open_time) as (sim, client):
         await open_position(client, "BTCUSDT", "Buy", "long")
         env = watchdog_env(tmp_path, sim, max_hold_seconds="600")
         wd = hean(["run", "watchdog"], env)
@@ -123,7 +134,7 @@ async def test_restart_does_not_restart_the_clock(tmp_path: Path) -> None:
             assert metric(samples, "hean_watchdog_positions_tracked") == 1
             assert not await flat(sim, "BTCUSDT")
             wd.kill()
-            # While it is down the position ages past max_hold (server clock, as Bybit's createdTime).
+            # While it is down the position ages past max_hold (server clock, as Bybit's openTime).
             await control(sim, "POST", "clock/advance", {"ms": 601_000})
             wd = hean(["run", "watchdog"], env)
             await asyncio.to_thread(wd.wait_ready)
@@ -137,13 +148,13 @@ async def test_restart_does_not_restart_the_clock(tmp_path: Path) -> None:
 
 async def test_failing_close_publishes_error_and_is_retried(tmp_path: Path) -> None:
     async with venue() as (sim, client):
-        await open_position(client, "ETHUSDT", "Sell", "short")
-        await control(sim, "POST", "faults/http-error",
-                      {"when": "before", "status": 503, "count": 1, "path": "/v5/order/create"})
         wd = hean(["run", "watchdog"], watchdog_env(tmp_path, sim))
         try:
             async with BusProbe(tmp_path, None, {"watchdog": ["watchdog."]}) as probe:
-                await asyncio.to_thread(wd.wait_ready)
+                await probe_joined(await asyncio.to_thread(wd.wait_ready))
+                await open_position(client, "ETHUSDT", "Sell", "short")
+                await control(sim, "POST", "faults/http-error",
+                              {"when": "before", "status": 503, "count": 1, "path": "/v5/order/create"})
                 closed = await probe.wait_event(lambda e: e.type == "POSITION_FORCE_CLOSED", "the retried close")
                 errors = probe.of_type("ERROR")
                 assert errors and probe.events.index(errors[0]) < probe.events.index(closed)

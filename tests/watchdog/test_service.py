@@ -15,6 +15,7 @@ from tests.test_position_monitor import (
     flat,
     open_position,
     positions,
+    probe_joined,
     venue,
     watchdog_env,
     watchdog_orders,
@@ -47,18 +48,20 @@ async def test_disabled_watchdog_stays_up_and_closes_nothing(tmp_path: Path) -> 
 
 async def test_escalation_cancels_orders_then_alerts_and_asks_for_quarantine(tmp_path: Path) -> None:
     async with venue() as (sim, client):
-        await open_position(client, "BTCUSDT", "Buy", "long")
-        # A resting order on the symbol: escalation step 1 must cancel it.
-        resting = await client.place_order(symbol="BTCUSDT", side="Buy", order_type="Limit", qty=QTY["BTCUSDT"],
-                                           price=Decimal("1000"), order_link_id="test-resting")
-        assert resting.ok, resting
-        await control(sim, "POST", "faults/http-error",
-                      {"when": "before", "status": 503, "count": 50, "path": "/v5/order/create"})
         env = watchdog_env(tmp_path, sim, watchdog__close_attempts_before_escalation="2")
         wd = hean(["run", "watchdog"], env)
         try:
             async with BusProbe(tmp_path, None, {"watchdog": ["watchdog.", "risk.request"]}) as probe:
                 port = await asyncio.to_thread(wd.wait_ready)
+                await probe_joined(port)
+                await open_position(client, "BTCUSDT", "Buy", "long")
+                # A resting order on the symbol: escalation step 1 must cancel it.
+                resting = await client.place_order(symbol="BTCUSDT", side="Buy", order_type="Limit",
+                                                   qty=QTY["BTCUSDT"], price=Decimal("1000"),
+                                                   order_link_id="test-resting")
+                assert resting.ok, resting
+                await control(sim, "POST", "faults/http-error",
+                              {"when": "before", "status": 503, "count": 50, "path": "/v5/order/create"})
                 alert = await probe.wait_event(lambda e: e.type == "WATCHDOG_ALERT", "WATCHDOG_ALERT")
                 request = await probe.wait_event(lambda e: e.type == "RISK_REQUEST", "RISK_REQUEST")
                 assert alert.data["kind"] == "close_failed" and alert.data["symbol"] == "BTCUSDT"
