@@ -3,6 +3,7 @@ expected state and reason codes after every step."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from decimal import Decimal
@@ -10,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from hean.config import HeanSettings, RiskSettings
 from hean.risk import InvalidEquity, RiskGovernorCore, RiskState, RiskThresholds
+from hean.risk.service import thresholds_from
 
 N, S, Q, H = RiskState.NORMAL, RiskState.SOFT_BRAKE, RiskState.QUARANTINE, RiskState.HARD_STOP
 
@@ -139,7 +142,7 @@ PATHS: dict[str, dict[str, Any]] = {
         ("eq", 1, 0, H, ("MAX_DRAWDOWN_HARD",)),
     ]},
     "custom_thresholds_zero_cooldown": {
-        "thresholds": RiskThresholds(soft_pct=2, quarantine_pct=4, hard_pct=6, recover_pct=1, cooldown_s=0),
+        "thresholds": RiskThresholds.default(soft_pct=2, quarantine_pct=4, hard_pct=6, recover_pct=1, cooldown_s=0),
         "steps": [
             ("eq", 0, 1000, N, ()),
             ("eq", 0, 980, S, ("MAX_DRAWDOWN_SOFT",)),
@@ -301,13 +304,35 @@ def test_malformed_snapshot_fails_loudly(bad: dict[str, Any]) -> None:
 ])
 def test_threshold_validation_names_the_field(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=field):
-        RiskThresholds(**kwargs)
+        RiskThresholds.default(**kwargs)
 
 
 def test_threshold_edges_accepted() -> None:
     t = RiskThresholds(soft_pct=1, quarantine_pct=2, hard_pct=100, recover_pct=0,
                        profit_mode_factor=1, cooldown_s=0)
-    assert t.hard_pct == 100 and RiskThresholds().soft_pct == 10
+    assert t.hard_pct == 100 and RiskThresholds.default().soft_pct == 10
+
+
+def test_thresholds_have_one_source_of_truth() -> None:
+    """RiskSettings holds the only defaults: RiskThresholds has none of its own to drift."""
+    fields = dataclasses.fields(RiskThresholds)
+    assert all(f.default is dataclasses.MISSING for f in fields), "RiskThresholds grew its own defaults"
+    settings = RiskSettings()
+    assert {f.name: getattr(settings, f.name) for f in fields} == dataclasses.asdict(RiskThresholds.default())
+    assert RiskGovernorCore().thresholds == RiskThresholds.default()
+
+
+def test_every_risk_setting_reaches_the_thresholds() -> None:
+    """A setting the service forgot to pass on would leave the core on a silent default."""
+    changed = {"soft_pct": 11.0, "quarantine_pct": 16.0, "hard_pct": 21.0, "recover_pct": 4.0,
+               "profit_mode_factor": 1.2, "cooldown_s": 7.0}
+    assert set(changed) == {f.name for f in dataclasses.fields(RiskThresholds)}
+    env = {f"HEAN_RISK__{k.upper()}": str(v) for k, v in changed.items()}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        thresholds = thresholds_from(HeanSettings())
+    assert dataclasses.asdict(thresholds) == changed
 
 
 def test_state_levels_are_ordered() -> None:

@@ -42,7 +42,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hean.config import RiskSettings
 
 __all__ = ["InvalidEquity", "RiskGovernorCore", "RiskState", "RiskThresholds", "RiskTransition"]
 
@@ -104,14 +107,30 @@ def _capital(value: Any) -> Decimal:
 
 @dataclass(frozen=True)
 class RiskThresholds:
-    """Percent thresholds of the ladder; validated so a typo cannot invert it."""
+    """Percent thresholds of the ladder; validated so a typo cannot invert it.
 
-    soft_pct: float = 10.0
-    quarantine_pct: float = 15.0
-    hard_pct: float = 20.0
-    recover_pct: float = 5.0
-    profit_mode_factor: float = 1.05
-    cooldown_s: float = 300.0
+    No defaults here on purpose: the one set of defaults is `RiskSettings` in
+    hean/config.py (`default()` reads it), so the two can never drift apart.
+    """
+
+    soft_pct: float
+    quarantine_pct: float
+    hard_pct: float
+    recover_pct: float
+    profit_mode_factor: float
+    cooldown_s: float
+
+    @classmethod
+    def from_settings(cls, risk: RiskSettings, **overrides: float) -> RiskThresholds:
+        values = {name: getattr(risk, name) for name in cls.__dataclass_fields__}
+        return cls(**(values | overrides))
+
+    @classmethod
+    def default(cls, **overrides: float) -> RiskThresholds:
+        """RiskSettings' defaults (static field defaults, no environment), with `overrides`."""
+        from hean.config import RiskSettings
+
+        return cls.from_settings(RiskSettings(), **overrides)
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
@@ -184,7 +203,7 @@ class RiskGovernorCore:
         initial_capital: Decimal | int | float | None = None,
         peak_equity: Decimal | int | float | None = None,
     ) -> None:
-        self._thresholds = thresholds or RiskThresholds()
+        self._thresholds = thresholds or RiskThresholds.default()
         self._state = RiskState(state)
         self._state_since = _finite_number("state_since", state_since)
         self._initial: Decimal | None = None if initial_capital is None else _capital(initial_capital)

@@ -72,11 +72,8 @@ class RiskMetrics:
 
 
 def thresholds_from(settings: HeanSettings) -> RiskThresholds:
-    r = settings.risk
     try:
-        return RiskThresholds(soft_pct=r.soft_pct, quarantine_pct=r.quarantine_pct, hard_pct=r.hard_pct,
-                              recover_pct=r.recover_pct, profit_mode_factor=r.profit_mode_factor,
-                              cooldown_s=r.cooldown_s)
+        return RiskThresholds.from_settings(settings.risk)
     except ValueError as exc:
         raise ConfigError(f"HEAN_RISK__*: {exc}") from None
 

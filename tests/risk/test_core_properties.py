@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hean.risk import InvalidEquity, RiskGovernorCore, RiskState, RiskThresholds
 
-THRESHOLDS = RiskThresholds(cooldown_s=50)
+THRESHOLDS = RiskThresholds.default(cooldown_s=50)
 
 equity_values = st.one_of(
     st.decimals(min_value=0, max_value=2000, places=2),
