@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hean.config import RiskSettings
 
-__all__ = ["InvalidEquity", "RiskGovernorCore", "RiskState", "RiskThresholds", "RiskTransition"]
+__all__ = ["InvalidEquity", "ResetRefused", "RiskGovernorCore", "RiskState", "RiskThresholds", "RiskTransition"]
 
 _LEVELS = {"NORMAL": 0, "SOFT_BRAKE": 1, "QUARANTINE": 2, "HARD_STOP": 3}
 
@@ -67,6 +67,19 @@ class RiskState(str, Enum):
 
 class InvalidEquity(ValueError):
     """Equity or capital that must not move the state machine (NaN, inf, < 0, ...)."""
+
+
+class ResetRefused(ValueError):
+    """A reset without a re-base that the next equity reading would undo (issue 12).
+
+    NORMAL then HARD_STOP half a second later is a window for opening orders; refusing
+    is the safe answer. `drawdown_pct` is None when no equity is known yet.
+    """
+
+    def __init__(self, message: str, *, would_be: RiskState, drawdown_pct: float | None, threshold_pct: float,
+                 equity: Decimal | None) -> None:
+        super().__init__(message)
+        self.would_be, self.drawdown_pct, self.threshold_pct, self.equity = would_be, drawdown_pct, threshold_pct, equity
 
 
 def _finite_number(name: str, value: Any) -> float:
@@ -357,6 +370,8 @@ class RiskGovernorCore:
         capital = None if new_initial_capital is None else _capital(new_initial_capital)
         if capital is None and self._state is RiskState.NORMAL:
             return None
+        if capital is None:
+            self._refuse_unsafe_reset()
         codes: tuple[str, ...] = ("OPERATOR_RESET",)
         if capital is not None:
             codes += ("CAPITAL_REBASED",)
@@ -368,7 +383,41 @@ class RiskGovernorCore:
         transition = self._move(RiskState.NORMAL, codes, "initial_capital", base, 0.0, at)
         return replace(transition, operator=operator)
 
+    def on_transfer(self, amount: Decimal) -> None:
+        """Money moved in (+) or out (-): shift the drawdown base with it; never a transition.
+
+        Initial capital and peak move by the amount, so drawdown and profit mode mean
+        the same before and after. Before any equity is known there is no base to move.
+        """
+        value = Decimal(amount)
+        if not value.is_finite():
+            raise InvalidEquity(f"transfer amount must be finite, got {amount!r}")
+        if self._initial is None:
+            return
+        if self._initial + value <= 0:
+            raise InvalidEquity(f"a transfer of {value} would leave initial capital {self._initial} at <= 0")
+        self._initial += value
+        if self._peak is not None:
+            self._peak = max(Decimal(0), self._peak + value)
+        if self._equity is not None:
+            self._equity = max(Decimal(0), self._equity + value)
+
     # ---- helpers -----------------------------------------------------
+    def _refuse_unsafe_reset(self) -> None:
+        """Raise ResetRefused when the current drawdown would re-trip the ladder at once."""
+        if self._equity is None or self._initial is None:
+            raise ResetRefused("no equity reading since the risk process started: a reset now could re-trip "
+                               "at the first one", would_be=self._state, drawdown_pct=None,
+                               threshold_pct=float(self._thresholds.soft_pct), equity=None)
+        drawdown = self._drawdown(self._equity, self._initial)
+        for target, threshold_name, _ in _LADDER:
+            limit = self._thresholds.pct(threshold_name)
+            if drawdown >= limit:
+                raise ResetRefused(f"drawdown {float(drawdown):.2f} % is at or beyond the {threshold_name} limit "
+                                   f"{float(limit):g} %: a reset would re-trip to {target.value} at the next reading",
+                                   would_be=target, drawdown_pct=float(drawdown), threshold_pct=float(limit),
+                                   equity=self._equity)
+
     @staticmethod
     def _drawdown(equity: Decimal, initial: Decimal) -> Decimal:
         return (initial - equity) / initial * 100

@@ -1,0 +1,141 @@
+"""Table tests of the equity estimate between wallet readings, the account view that feeds it, and transfers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from hean.risk import InvalidEquity, RiskGovernorCore, RiskState
+from hean.risk.account import AccountView, parse_transfer
+from hean.risk.equity import Anchor, Mark, PositionRow, estimate
+
+D = Decimal
+BTC, ETH = "BTCUSDT", "ETHUSDT"
+
+
+def row(symbol: str, size: str, mark: str | None, at: float | None) -> PositionRow:
+    return PositionRow(symbol, D(size), None if mark is None else D(mark), at)
+
+
+# (name, anchor, rows, marks {symbol: (price, at)}, now, expected equity, expected as_of, marked)
+CASES = [
+    ("flat_is_the_anchor", Anchor(D("10000"), 100.0), [row(BTC, "0", "50000", 90.0)],
+     {BTC: ("40000", 101.0)}, 101.0, "10000", 100.0, ()),
+    ("long_marked_down", Anchor(D("10000"), 100.0), [row(BTC, "1", "50000", 100.0)],
+     {BTC: ("49000", 101.0)}, 101.0, "9000", 100.0, (BTC,)),
+    ("short_marked_up", Anchor(D("10000"), 100.0), [row(ETH, "-2", "3000", 100.0)],
+     {ETH: ("3100", 100.5)}, 101.0, "9800", 100.0, (ETH,)),
+    ("long_and_short_together", Anchor(D("10000"), 100.0),
+     [row(BTC, "0.5", "50000", 100.0), row(ETH, "-2", "3000", 100.0)],
+     {BTC: ("52000", 101.0), ETH: ("3050", 101.0)}, 101.0, "10900", 100.0, (BTC, ETH)),
+    # The row is older than the wallet (the wallet already holds the move from 50200 to 50000): the error
+    # is the price move between the row and the wallet, -200 here, never a realised loss counted twice.
+    ("row_older_than_wallet", Anchor(D("10000"), 100.0), [row(BTC, "1", "50200", 98.0)],
+     {BTC: ("50000", 100.5)}, 101.0, "9800", 98.0, (BTC,)),
+    # The row is newer (an add at 49900 after the wallet): marked from the row's own mark, not the wallet's.
+    ("row_newer_than_wallet", Anchor(D("10000"), 100.0), [row(BTC, "2", "49900", 102.0)],
+     {BTC: ("49800", 102.5)}, 103.0, "9800", 100.0, (BTC,)),
+    # A close that realised a loss is in the wallet; the flat row adds nothing on top.
+    ("closed_after_loss_not_double_counted", Anchor(D("9000"), 105.0), [row(BTC, "0", "49000", 104.0)],
+     {BTC: ("48000", 105.5)}, 106.0, "9000", 105.0, ()),
+    ("no_feed_mark_falls_back_to_anchor", Anchor(D("10000"), 100.0), [row(BTC, "1", "50000", 100.0)],
+     {}, 101.0, "10000", 100.0, ()),
+    ("stale_mark_is_not_used", Anchor(D("10000"), 100.0), [row(BTC, "1", "50000", 100.0)],
+     {BTC: ("40000", 96.0)}, 101.0, "10000", 100.0, ()),
+    ("row_without_mark_price_is_not_marked", Anchor(D("10000"), 100.0), [row(BTC, "1", None, 100.0)],
+     {BTC: ("40000", 101.0)}, 101.0, "10000", 100.0, ()),
+    ("row_without_time_is_not_marked", Anchor(D("10000"), 100.0), [row(BTC, "1", "50000", None)],
+     {BTC: ("40000", 101.0)}, 101.0, "10000", 100.0, ()),
+    # An old mark still within the limit is used, and its age is what the estimate reports.
+    ("oldest_input_is_the_age", Anchor(D("10000"), 100.0), [row(BTC, "1", "50000", 100.0)],
+     {BTC: ("49500", 99.0)}, 101.0, "9500", 99.0, (BTC,)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_estimate_table(case: tuple) -> None:
+    _, anchor, rows, marks, now, want, as_of, marked = case
+    est = estimate(anchor, rows, {s: Mark(D(p), at) for s, (p, at) in marks.items()}, now, max_mark_age_s=3.0)
+    assert est.equity == D(want)
+    assert est.as_of == as_of
+    assert est.marked == marked
+    assert est.age(now) == pytest.approx(now - as_of)
+
+
+def eq(value: str, ts_ms: int, published_ms: int | None = None) -> dict:
+    data = {"equity": value, "ts_ms": ts_ms, "source": "rest"}
+    if published_ms is not None:
+        data["published_ms"] = published_ms
+    return data
+
+
+def test_age_counts_from_the_exchange_reading_across_a_clock_offset() -> None:
+    view = AccountView(max_mark_age_s=3.0)
+    # Exchange clock 1000 s behind the hosts: read at 50 000 ms, re-published 4 s later (exchange clock).
+    local_publish_ns = 1_054_000 * 10**6
+    assert view.on_equity(eq("1000", 50_000, published_ms=54_000), local_publish_ns)
+    est = view.estimate(now=1_055.0)
+    assert est is not None and est.age(1_055.0) == pytest.approx(5.0)  # 4 s old at publication + 1 s on the bus
+
+
+def test_republication_is_not_a_new_reading() -> None:
+    view = AccountView(max_mark_age_s=3.0)
+    assert view.on_equity(eq("1000", 50_000, 50_000), 50_000 * 10**6)
+    assert not view.on_equity(eq("1000", 50_000, 60_000), 60_000 * 10**6)
+    assert view.estimate(now=60.0).age(60.0) == pytest.approx(10.0)
+    assert view.on_equity(eq("990", 59_000, 60_000), 60_000 * 10**6)
+    assert view.anchor.equity == D("990")
+
+
+@pytest.mark.parametrize("bad", [{"equity": "NaN", "ts_ms": 1}, {"equity": "-1", "ts_ms": 1},
+                                 {"equity": "abc", "ts_ms": 1}, {"equity": "1000"}, {"equity": "1000", "ts_ms": 0},
+                                 {"ts_ms": 5}, {"equity": None, "ts_ms": 5}, "junk"])
+def test_invalid_readings_are_refused(bad: object) -> None:
+    with pytest.raises(InvalidEquity):
+        AccountView(3.0).on_equity(bad, 1)
+
+
+def test_feed_marks_move_an_open_position_and_only_that() -> None:
+    view = AccountView(max_mark_age_s=3.0)
+    view.on_equity(eq("10000", 100_000, 100_000), 100_000 * 10**6)
+    assert view.on_tick({"symbol": BTC, "mark_price": "49000", "exchange_ts_ms": 100_100}, 100_100 * 10**6) is None
+    view.on_position({"symbol": BTC, "side": "Sell", "size": "0.5", "mark_price": "50000", "ts_ms": 100_000})
+    assert view.positions_open
+    assert view.on_tick({"symbol": BTC, "mark_price": "52000", "exchange_ts_ms": 100_200}, 100_200 * 10**6) == BTC
+    assert view.estimate(now=100.3).equity == D("9000")
+    assert view.on_tick({"symbol": BTC, "last_price": "1"}, 100_300 * 10**6) is None  # no mark: ignored
+
+
+def test_transfer_moves_the_anchor_and_a_late_older_reading() -> None:
+    view = AccountView(max_mark_age_s=3.0)
+    view.on_equity(eq("1000", 100_000, 100_000), 100_000 * 10**6)
+    view.on_transfer(parse_transfer({"id": "t1", "amount": "-300", "currency": "USDT", "ts_ms": 100_500}))
+    assert view.estimate(now=100.6).equity == D("700")
+    assert view.on_equity(eq("1000", 100_400, 100_700), 100_700 * 10**6)  # read before the transfer
+    assert view.anchor.equity == D("700")
+    assert view.on_equity(eq("700", 100_800, 100_900), 100_900 * 10**6)  # includes it
+    assert view.anchor.equity == D("700")
+
+
+@pytest.mark.parametrize("bad", [{"amount": "5"}, {"id": "", "amount": "5"}, {"id": "x", "amount": "0"},
+                                 {"id": "x", "amount": "NaN"}, {"id": "x"}, []])
+def test_invalid_transfers(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_transfer(bad)
+
+
+def test_transfer_moves_the_base_and_is_never_profit_or_loss() -> None:
+    core = RiskGovernorCore(initial_capital=1000)
+    core.on_equity(1100, 0)
+    core.on_transfer(D("-300"))
+    assert (core.initial_capital, core.peak_equity) == (D("700"), D("800"))
+    assert core.on_equity(800, 1) is None and core.drawdown_pct == pytest.approx(-100 / 7)
+    core.on_transfer(D("700"))
+    assert (core.initial_capital, core.peak_equity) == (D("1400"), D("1500"))
+    assert core.on_equity(1500, 2) is None and core.state is RiskState.NORMAL
+    with pytest.raises(InvalidEquity):
+        core.on_transfer(D("-1400"))
+    assert core.initial_capital == D("1400")
+    same_drop = RiskGovernorCore(initial_capital=1000)
+    assert same_drop.on_equity(700, 0).to_state is RiskState.HARD_STOP  # the same drop without a transfer
