@@ -105,5 +105,5 @@ def echo(topic: str) -> str:
 
 
 def transfer() -> str:
-    """Money moved in or out of the account (transaction log), published by the reconciler."""
+    """Money moved into or out of the account (the exchange's transaction log), before the equity that has it."""
     return "account.transfer"

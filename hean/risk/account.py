@@ -10,7 +10,10 @@ that estimate, on the risk process's local clock:
     each equity event (the reconciler's local clock minus its exchange-clock estimate)
 
 so a clock offset between the exchange and the hosts cancels out. A reading whose `ts_ms`
-is not newer than the current anchor is a re-publication and changes nothing.
+is not newer than the current anchor is a re-publication: it changes no number, and it
+renews the reading's age only while the account is flat (no position: the wallet moves
+only with events the exchange pushes, and the reconciler polls nothing while flat). With
+a position open only a new reading (polled by the reconciler) makes equity fresh again.
 """
 
 from __future__ import annotations
@@ -99,6 +102,11 @@ class AccountView:
         if published is not None:
             self.offset_s, self.offset_known = ts_ns / 1e9 - published / 1000, True
         if self.anchor_ts_ms is not None and ts_ms <= self.anchor_ts_ms:
+            if self.anchor is not None and ts_ms == self.anchor_ts_ms and not self.positions_open:
+                # Flat, the wallet moves only with events the exchange pushes (fills, transfers), so the
+                # reconciler's re-publication vouches for the reading; with a position open it does not.
+                vouched = ts_ns / 1e9 if published is None else self.local(published)
+                self.anchor = Anchor(self.anchor.equity, max(self.anchor.at, vouched))
             return False
         # A reading older than a transfer already applied does not contain it yet.
         missing = sum((t.amount for t in self._pending if t.ts_ms is not None and t.ts_ms > ts_ms), Decimal(0))

@@ -79,13 +79,26 @@ def test_age_counts_from_the_exchange_reading_across_a_clock_offset() -> None:
     assert est is not None and est.age(1_055.0) == pytest.approx(5.0)  # 4 s old at publication + 1 s on the bus
 
 
-def test_republication_is_not_a_new_reading() -> None:
+def test_republication_is_not_a_new_reading_under_an_open_position() -> None:
     view = AccountView(max_mark_age_s=3.0)
     assert view.on_equity(eq("1000", 50_000, 50_000), 50_000 * 10**6)
+    view.on_position({"symbol": BTC, "side": "Buy", "size": "1", "mark_price": "50000", "ts_ms": 50_000})
     assert not view.on_equity(eq("1000", 50_000, 60_000), 60_000 * 10**6)
     assert view.estimate(now=60.0).age(60.0) == pytest.approx(10.0)
     assert view.on_equity(eq("990", 59_000, 60_000), 60_000 * 10**6)
     assert view.anchor.equity == D("990")
+    assert view.estimate(now=60.0).age(60.0) == pytest.approx(1.0)
+
+
+def test_republication_vouches_for_a_flat_account_until_a_position_opens() -> None:
+    view = AccountView(max_mark_age_s=3.0)
+    view.on_equity(eq("1000", 50_000, 50_000), 50_000 * 10**6)
+    view.on_position({"symbol": BTC, "side": "", "size": "0", "mark_price": "0", "ts_ms": 50_000})
+    assert not view.on_equity(eq("1000", 50_000, 80_000), 80_000 * 10**6)  # flat: nothing can have moved
+    assert view.estimate(now=80.5).age(80.5) == pytest.approx(0.5)
+    view.on_position({"symbol": BTC, "side": "Buy", "size": "1", "mark_price": "50000", "ts_ms": 81_000})
+    assert not view.on_equity(eq("1000", 50_000, 90_000), 90_000 * 10**6)  # open: no longer vouched for
+    assert view.estimate(now=90.0).age(90.0) == pytest.approx(10.0)
 
 
 @pytest.mark.parametrize("bad", [{"equity": "NaN", "ts_ms": 1}, {"equity": "-1", "ts_ms": 1},
