@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -22,6 +23,7 @@ from hean.sim.pricepath import PricePath
 from hean.sim.validate import OrderRequest
 
 FEE_QUANTUM = Decimal("0.00000001")
+REALTIME_CLOSED_KEEP = 500   # open-order.mdx: "recent 500 closed status records ... under each account"
 Listener = Callable[[str, list[dict]], None]
 
 
@@ -32,6 +34,7 @@ class Exchange:
         self, instruments: dict[str, Instrument], prices: PricePath, clock: Callable[[], int], *,
         seed: int, initial_balance: Decimal, taker_fee: Decimal, maker_fee: Decimal,
         slippage_bps: Decimal, leverage: Decimal, max_fill_qty_per_tick: Decimal | None = None,
+        created_time_resets: bool = False, report_open_time: bool = True,
     ) -> None:
         self.instruments = instruments
         self.prices = prices
@@ -40,12 +43,15 @@ class Exchange:
         self.slippage = slippage_bps / Decimal(10_000)
         self.leverage = leverage
         self.max_fill_qty_per_tick = max_fill_qty_per_tick
+        self.created_time_resets, self.report_open_time = created_time_resets, report_open_time
         self.wallet_balance = initial_balance
         self.cum_realised = ZERO
         self.orders: dict[str, Order] = {}
         self.by_link_id: dict[str, Order] = {}
         self.executions: list[Execution] = []
         self.positions = {s: Position(s) for s in instruments}
+        # order/realtime's closed-order cache: ids in closing order; a Bybit restart empties it.
+        self.realtime_closed: OrderedDict[str, None] = OrderedDict()
         self.listeners: list[Listener] = []
         self._rng = random.Random(seed * 7919 + 17)
         self._seq = 0
@@ -171,11 +177,28 @@ class Exchange:
     def _finish(self, order: Order, status: str, cancel_type: str, reject: str = "EC_NoError") -> None:
         order.status, order.cancel_type, order.reject_reason = status, cancel_type, reject
         order.updated_ms = self.clock()
+        self._remember_closed(order)
         self._emit_order(order)
+
+    def _remember_closed(self, order: Order) -> None:
+        self.realtime_closed[order.order_id] = None
+        while len(self.realtime_closed) > REALTIME_CLOSED_KEEP:
+            self.realtime_closed.popitem(last=False)
+
+    def clear_realtime_cache(self) -> int:
+        """A Bybit service restart: closed orders are then found only through order/history."""
+        dropped = len(self.realtime_closed)
+        self.realtime_closed.clear()
+        return dropped
 
     def _emit_order(self, order: Order) -> None:
         self._emit("order", [views.ws_order(order)])
-        self._emit("position", [views.ws_position(self, self.positions[order.symbol])])
+        self._emit_position(self.positions[order.symbol])
+
+    def _emit_position(self, pos: Position) -> None:
+        # Bybit pushes (and re-stamps) the position on every order change, even without a real change.
+        pos.updated_ms = self.clock()
+        self._emit("position", [views.ws_position(self, pos)])
 
     # ---- matching --------------------------------------------------------
     def step(self) -> None:
@@ -211,6 +234,8 @@ class Exchange:
         order.closed_pnl += pnl - fee
         order.updated_ms = now
         order.status = "Filled" if order.cum_qty >= order.qty else "PartiallyFilled"
+        if order.status == "Filled":
+            self._remember_closed(order)
         execution = Execution(
             exec_id=self._new_id(), symbol=order.symbol, order_id=order.order_id,
             order_link_id=order.order_link_id, side=order.side, order_type=order.order_type,
@@ -231,7 +256,7 @@ class Exchange:
         pos.updated_ms, pos.seq = now, self._seq + 1
         if pos.size == 0 or (pos.size > 0) == (signed > 0):
             if pos.size == 0:
-                pos.created_ms, pos.cur_realised = now, ZERO
+                self._opened(pos, now)
             total = abs(pos.size) + qty
             pos.avg_price = (abs(pos.size) * pos.avg_price + qty * price) / total
             pos.size += signed
@@ -241,10 +266,19 @@ class Exchange:
         remainder = qty - closed
         pos.size += signed
         if pos.size == 0:
-            pos.avg_price, pos.created_ms = ZERO, now
+            pos.avg_price, pos.open_ms = ZERO, 0
+            if self.created_time_resets:
+                pos.created_ms = now
         elif remainder > 0:
-            pos.avg_price, pos.created_ms, pos.cur_realised = price, now, ZERO
+            pos.avg_price = price
+            self._opened(pos, now)
         return closed, pnl
+
+    def _opened(self, pos: Position, now: int) -> None:
+        """A new position (from flat or through zero): openTime moves, createdTime only the first time."""
+        pos.open_ms, pos.cur_realised = now, ZERO
+        if self.created_time_resets or not pos.created_ms:
+            pos.created_ms = now
 
     # ---- account adjustments -------------------------------------------
     def adjust_wallet(self, amount: Decimal) -> Decimal:
@@ -264,6 +298,7 @@ class Exchange:
         self.wallet_balance -= fee
         pos.cum_realised -= fee
         pos.cur_realised -= fee
+        pos.updated_ms = self.clock()
         execution = Execution(
             exec_id=self._new_id(), symbol=symbol, order_id="", order_link_id="", side=pos.side,
             order_type="UNKNOWN", order_price=ZERO, order_qty=ZERO, leaves_qty=ZERO, exec_type="Funding",
@@ -273,5 +308,6 @@ class Exchange:
         )
         self.executions.append(execution)
         self._emit("execution", [views.ws_execution(execution)])
+        self._emit_position(pos)
         self._emit("wallet", [views.wallet_account(self)])
         return execution

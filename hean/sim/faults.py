@@ -21,6 +21,15 @@ class HttpFault:
 
 
 @dataclass
+class DelayReply:
+    """Hold the reply to the next ``count`` requests on ``path`` for ``ms`` (answered from arrival state)."""
+
+    path: str
+    ms: int
+    count: int
+
+
+@dataclass
 class Faults:
     """Active faults; ``reset`` clears everything."""
 
@@ -29,6 +38,7 @@ class Faults:
     latency_ms: int = 0
     http: list[HttpFault] = field(default_factory=list)
     ws_drop_every_s: float | None = None
+    delay_replies: list[DelayReply] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed * 104729 + 3)
@@ -54,7 +64,18 @@ class Faults:
                 return fault.status
         return None
 
+    def take_delay(self, path: str) -> int:
+        """Milliseconds to hold this reply (0 = none); consumes one use of the first matching fault."""
+        for fault in self.delay_replies:
+            if fault.path == path:
+                fault.count -= 1
+                if fault.count <= 0:
+                    self.delay_replies.remove(fault)
+                return fault.ms
+        return 0
+
     def reset(self) -> None:
+        self.delay_replies.clear()
         self.timeout_after_accept = 0
         self.latency_ms = 0
         self.http.clear()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hean.sim import views
+from hean.sim import account, views
 from hean.sim.envelope import fmt, param_error
 from hean.sim.exchange import Exchange
 from hean.sim.instruments import instrument_row
@@ -97,7 +97,8 @@ def order_cancel_all(ex: Exchange, params: dict[str, Any], now_ms: int) -> dict[
 
 def _order_query(ex: Exchange, params: dict[str, Any], now_ms: int, *, history: bool) -> dict[str, Any]:
     require_category(params)
-    rows = select_orders(list(ex.orders.values()), params, history=history, now_ms=now_ms)
+    rows = select_orders(list(ex.orders.values()), params, history=history, now_ms=now_ms,
+                         realtime_closed=ex.realtime_closed)
     page, cursor = paginate(rows, order_key, params, 20, 50)
     to_row = views.history_row if history else views.order_row
     return {"category": "linear", "list": [to_row(o) for o in page], "nextPageCursor": cursor}
@@ -159,3 +160,5 @@ PRIVATE_POST: dict[str, Handler] = {
     "/v5/order/cancel": order_cancel,
     "/v5/order/cancel-all": order_cancel_all,
 }
+
+account.install(PRIVATE_GET, PRIVATE_POST)

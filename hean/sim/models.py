@@ -80,7 +80,12 @@ class Execution:
 
 @dataclass
 class Position:
-    """One-way (positionIdx 0) netting position; ``size`` is signed here, positive on the wire."""
+    """One-way (positionIdx 0) netting position; ``size`` is signed here, positive on the wire.
+
+    ``created_ms`` is Bybit's createdTime: the first-ever creation on the symbol, never reset;
+    ``open_ms`` is openTime: when the current position opened (0 while flat).
+    ``seq`` is -1 until the symbol first trades (position.mdx).
+    """
 
     symbol: str
     size: Decimal = ZERO
@@ -89,7 +94,8 @@ class Position:
     updated_ms: int = 0
     cur_realised: Decimal = ZERO
     cum_realised: Decimal = ZERO
-    seq: int = 0
+    seq: int = -1
+    open_ms: int = 0
 
     @property
     def side(self) -> str:

@@ -7,7 +7,7 @@ so rows created between pages never shift or duplicate a page.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any, TypeVar
 
 from hean.sim.envelope import param_error
@@ -72,14 +72,20 @@ def exec_key(execution: Execution) -> tuple[int, int]:
     return execution.exec_time_ms, execution.seq
 
 
-def select_orders(orders: Sequence[Order], params: dict[str, Any], *, history: bool, now_ms: int
-                  ) -> list[Order]:
-    """Apply the realtime/history filters of SPEC §2.4-2.5 (orderId > orderLinkId > symbol)."""
+def select_orders(orders: Sequence[Order], params: dict[str, Any], *, history: bool, now_ms: int,
+                  realtime_closed: Container[str] = ()) -> list[Order]:
+    """Apply the realtime/history filters of SPEC §2.4-2.5 (orderId > orderLinkId > symbol).
+
+    Realtime sees a closed order only while it is in ``realtime_closed`` (the 500 most recent,
+    emptied by a service restart), also when asked by id: open-order.mdx.
+    """
     order_id, link_id = as_str(params, "orderId"), as_str(params, "orderLinkId")
     symbol, base = as_str(params, "symbol"), as_str(params, "baseCoin")
     settle = as_str(params, "settleCoin")
     if not history and not (symbol or base or settle or order_id or link_id):
         raise param_error("params error: symbol, baseCoin or settleCoin is required")
+    if not history:
+        orders = [o for o in orders if o.is_open or o.order_id in realtime_closed]
     if order_id:
         return [o for o in orders if o.order_id == order_id]
     if link_id:

@@ -62,12 +62,19 @@ class RestApi:
             await asyncio.sleep(self.faults.latency_ms / 1000)
         try:
             if public:
-                return await self._public(request, handler)
-            return await self._private(request, handler)
+                response = await self._public(request, handler)
+            else:
+                response = await self._private(request, handler)
         except Exception:  # noqa: BLE001 - a bug must never surface as a traceback to clients
             log.exception("simulator handler failed", extra={"path": path})
             idle = Verdict(True, 1, 1, self.clock())
             return self._respond({}, 10016, "Internal system error", idle)
+        hold_ms = self.faults.take_delay(path)
+        if hold_ms:
+            # The answer (and its envelope time) is from arrival; only its delivery is late.
+            self.metrics.faults.labels(kind="delay_reply").inc()
+            await asyncio.sleep(hold_ms / 1000)
+        return response
 
     @staticmethod
     def _route(path: str, method: str) -> tuple[Handler | None, bool]:

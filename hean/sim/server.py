@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from hean.sim import control
+from hean.sim import control, livecontrol
 from hean.sim.exchange import Exchange
 from hean.sim.faults import Faults
 from hean.sim.instruments import instrument_for
@@ -42,6 +42,7 @@ class SimServer:
             instruments, prices, self.clock, seed=settings.seed, initial_balance=settings.initial_balance,
             taker_fee=settings.taker_fee, maker_fee=settings.maker_fee, slippage_bps=settings.slippage_bps,
             leverage=settings.leverage, max_fill_qty_per_tick=settings.max_fill_qty_per_tick,
+            created_time_resets=settings.created_time_resets, report_open_time=settings.report_open_time,
         )
         self.faults = Faults(seed=settings.seed, ws_drop_every_s=settings.ws_drop_every_s)
         self.limiter = RateLimiter(settings.rate_limit_scale, settings.public_rate_limit)
@@ -82,7 +83,7 @@ class SimServer:
         app.router.add_get("/v5/public/linear", self.public_hub.handle)
         app.router.add_get("/v5/private", self.private_hub.handle)
         app.router.add_get("/metrics", self._metrics)
-        control.add_routes(app, self)
+        control.add_routes(app, self, extra=livecontrol.ROUTES)
         app.router.add_route("*", "/v5/{tail:.*}", self.rest.dispatch)
         return app
 

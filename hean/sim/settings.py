@@ -30,6 +30,11 @@ class SimSettings(BaseModel):
             (None = fill fully when crossed); lets tests see PartiallyFilled.
         initial_prices: starting last price per symbol (defaults per symbol otherwise).
         public_rate_limit: requests per second per client IP on public endpoints.
+        created_time_resets: kinder, pre-2024 reading: position ``createdTime`` restarts on every
+            flat -> open (live Bybit keeps the first-ever creation on the symbol).
+        report_open_time: serve ``openTime``; False makes it always 0 (a client's fallback path).
+        uid: the account's UID, as `/v5/user/query-api` reports it (`userID`); deterministic per
+            venue so state files bound to it survive a simulator restart.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,3 +58,6 @@ class SimSettings(BaseModel):
     max_fill_qty_per_tick: Decimal | None = None
     initial_prices: dict[str, Decimal] = {}
     public_rate_limit: int = 120
+    created_time_resets: bool = False
+    report_open_time: bool = True
+    uid: int = 1

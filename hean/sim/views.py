@@ -160,6 +160,7 @@ def position_row(ex: Exchange, pos: Position) -> dict[str, Any]:
         "leverageSysUpdatedTime": "",
         "createdTime": str(pos.created_ms),
         "updatedTime": str(pos.updated_ms),
+        "openTime": pos.open_ms if ex.report_open_time else 0,
         "seq": pos.seq,
     }
 

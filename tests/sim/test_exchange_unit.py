@@ -47,7 +47,7 @@ def test_round_trip_realises_pnl_minus_fees() -> None:
     assert ex.positions["BTCUSDT"].size == 0
 
 
-def test_created_time_kept_while_open_reset_through_zero() -> None:
+def test_created_time_kept_open_time_reset_through_zero() -> None:
     ex, clock = make()
     ex.place_order(req("Buy", "1"))
     opened = ex.positions["BTCUSDT"].created_ms
@@ -57,7 +57,8 @@ def test_created_time_kept_while_open_reset_through_zero() -> None:
     clock.now += 1000
     ex.place_order(req("Sell", "1"))
     pos = ex.positions["BTCUSDT"]
-    assert pos.size == Decimal("-0.5") and pos.created_ms == opened + 2000 and pos.avg_price == Decimal("50000")
+    assert pos.size == Decimal("-0.5") and pos.created_ms == opened and pos.avg_price == Decimal("50000")
+    assert pos.open_ms == opened + 2000
 
 
 def test_partial_fills_per_tick() -> None:

@@ -109,7 +109,7 @@ async def test_market_fill_updates_position_wallet_and_executions(client) -> Non
     assert Decimal(wallet["totalEquity"]) == balance + upl
 
 
-async def test_position_created_time_resets_on_flip_and_flat(client, sim) -> None:
+async def test_position_created_time_kept_on_adds_and_flip(client, sim) -> None:
     await client.create(qty="0.01")
     first = (await client.ok("GET", "/v5/position/list", "category=linear&symbol=BTCUSDT"))["list"][0]
     await client.control("clock/advance", {"ms": 60_000})
@@ -120,7 +120,8 @@ async def test_position_created_time_resets_on_flip_and_flat(client, sim) -> Non
     await client.create(qty="0.05", side="Sell")
     flipped = (await client.ok("GET", "/v5/position/list", "category=linear&symbol=BTCUSDT"))["list"][0]
     assert flipped["side"] == "Sell" and flipped["size"] == "0.03"
-    assert int(flipped["createdTime"]) >= int(first["createdTime"]) + 120_000
+    assert flipped["createdTime"] == first["createdTime"], "createdTime is the first-ever creation (SPEC 7.1)"
+    assert flipped["openTime"] >= int(first["createdTime"]) + 120_000
     only_open = (await client.ok("GET", "/v5/position/list", "category=linear&settleCoin=USDT"))["list"]
     assert [p["symbol"] for p in only_open] == ["BTCUSDT"]
 
