@@ -9,7 +9,10 @@ and a silent source shows as stale. Output: `risk.state` at once on
 every transition (with `transition`) and every `risk.heartbeat_s` otherwise,
 so the executor can fail closed when the heartbeat stops. The snapshot is
 saved in `<data_dir>/risk.sqlite` before a transition is published, so a
-restart resumes the same state, `state_since` and initial capital.
+restart resumes the same state, `state_since` and initial capital. That file belongs
+to one exchange account (base URL and UID, asked once at start-up with the only REST
+call risk makes): a file of another account refuses the start (exit 78) unless
+HEAN_ARCHIVE_FOREIGN_STATE=true archives it.
 
 Metrics (prefix hean_risk_):
     hean_risk_state                      current state as a number (0 NORMAL .. 3 HARD_STOP)
@@ -38,6 +41,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from hean import topics
 from hean.bus.envelope import Event
 from hean.config import ConfigError, HeanSettings
+from hean.exchange.account import fetch_identity
+from hean.exchange.connect import rest_client
 from hean.lifecycle import Service
 from hean.risk.account import USD_CURRENCIES, AccountView, parse_transfer
 from hean.risk.core import (
@@ -50,6 +55,7 @@ from hean.risk.core import (
 )
 from hean.risk.metrics import RiskMetrics
 from hean.risk.store import RiskStore
+from hean.statefile import bind_state
 
 log = logging.getLogger("hean.risk")
 
@@ -88,7 +94,16 @@ class RiskService(Service):
 
     # ---- lifecycle ---------------------------------------------------------------------
     async def startup(self) -> None:
-        self.store = RiskStore(self.settings.data_dir / "risk.sqlite")
+        # The base and the latch describe one account: never judge another with them (contract 2).
+        path = self.settings.data_dir / "risk.sqlite"
+        client = rest_client(self.settings, self.registry)
+        await client.start()
+        try:
+            identity = await fetch_identity(client)
+        finally:
+            await client.close()
+        bind_state(path, identity, archive_foreign=self.settings.archive_foreign_state)
+        self.store = RiskStore(path)
         snapshot = self.store.load()
         configured = self.settings.risk.initial_capital
         if snapshot is None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from hean import topics
-from tests.risk.test_service import EQ, BusProbe, equity, now_ms, transition_with
+from hean.sim.server import SimServer
+from tests.risk.test_service import EQ, BusProbe, equity, now_ms, risk_env, transition_with
 from tests.test_position_monitor import control, venue
 from tests.utils import async_wait_for, hean, hean_env, metric, scrape
 
@@ -93,8 +94,8 @@ def transfer(id_: str, amount: str, ts_ms: int) -> dict[str, Any]:
     return {"id": id_, "amount": amount, "currency": "USDT", "ts_ms": ts_ms}
 
 
-async def test_withdrawal_is_not_a_loss_and_is_applied_once(tmp_path: Path) -> None:
-    env = hean_env(tmp_path, risk__heartbeat_s="0.1", risk__equity_stale_s="60")
+async def test_withdrawal_is_not_a_loss_and_is_applied_once(tmp_path: Path, sim: SimServer) -> None:
+    env = risk_env(tmp_path, sim, risk__heartbeat_s="0.1", risk__equity_stale_s="60")
     risk = hean(["run", "risk"], env)
     try:
         async with BusProbe(tmp_path, "reconciler", {"risk": ["risk.state"]}) as probe:
@@ -133,8 +134,8 @@ async def test_withdrawal_is_not_a_loss_and_is_applied_once(tmp_path: Path) -> N
         risk.kill()
 
 
-async def test_the_same_drop_without_a_transfer_is_a_hard_stop(tmp_path: Path) -> None:
-    risk = hean(["run", "risk"], hean_env(tmp_path, risk__heartbeat_s="0.1", risk__equity_stale_s="60"))
+async def test_the_same_drop_without_a_transfer_is_a_hard_stop(tmp_path: Path, sim: SimServer) -> None:
+    risk = hean(["run", "risk"], risk_env(tmp_path, sim, risk__heartbeat_s="0.1", risk__equity_stale_s="60"))
     try:
         async with BusProbe(tmp_path, "reconciler", {"risk": ["risk.state"]}) as probe:
             await asyncio.to_thread(risk.wait_ready)

@@ -12,9 +12,15 @@ from typing import Any
 from hean import topics
 from hean.bus import BusStats, Event, Publisher, Subscriber
 from hean.config import HeanSettings
+from hean.sim.server import SimServer
 from tests.utils import async_wait_for, hean, hean_env, metric, scrape
 
 RISK_ENV = {"risk__heartbeat_s": "0.1", "risk__equity_stale_s": "60"}
+
+
+def risk_env(tmp_path: Path, sim: SimServer, **settings: str) -> dict[str, str]:
+    """A risk process's environment: the simulator answers its one start-up question (whose account)."""
+    return hean_env(tmp_path, bybit__rest_url=sim.rest_url, **settings)
 
 
 class BusProbe:
@@ -114,8 +120,8 @@ def transition_with(code: str) -> Any:
 EQ = topics.EventType.EQUITY_UPDATE.value
 
 
-async def test_restart_after_kill9_resumes_hard_stop_and_capital(tmp_path: Path) -> None:
-    env = hean_env(tmp_path, **RISK_ENV)
+async def test_restart_after_kill9_resumes_hard_stop_and_capital(tmp_path: Path, sim: SimServer) -> None:
+    env = risk_env(tmp_path, sim, **RISK_ENV)
     risk = hean(["run", "risk"], env)
     try:
         async with BusProbe(tmp_path, "reconciler", {"risk": ["risk.state"]}) as probe:
@@ -144,8 +150,8 @@ async def test_restart_after_kill9_resumes_hard_stop_and_capital(tmp_path: Path)
         risk.kill()
 
 
-async def test_invalid_equity_is_counted_and_never_moves_the_state(tmp_path: Path) -> None:
-    risk = hean(["run", "risk"], hean_env(tmp_path, **RISK_ENV))
+async def test_invalid_equity_is_counted_and_never_moves_the_state(tmp_path: Path, sim: SimServer) -> None:
+    risk = hean(["run", "risk"], risk_env(tmp_path, sim, **RISK_ENV))
     try:
         async with BusProbe(tmp_path, "reconciler", {"risk": ["risk.state"]}) as probe:
             port = await asyncio.to_thread(risk.wait_ready)
@@ -180,8 +186,8 @@ async def test_invalid_equity_is_counted_and_never_moves_the_state(tmp_path: Pat
         risk.kill()
 
 
-async def test_stale_equity_raises_quarantine(tmp_path: Path) -> None:
-    risk = hean(["run", "risk"], hean_env(tmp_path, risk__heartbeat_s="0.1", risk__equity_stale_s="1"))
+async def test_stale_equity_raises_quarantine(tmp_path: Path, sim: SimServer) -> None:
+    risk = hean(["run", "risk"], risk_env(tmp_path, sim, risk__heartbeat_s="0.1", risk__equity_stale_s="1"))
     try:
         async with BusProbe(tmp_path, "reconciler", {"risk": ["risk.state"]}) as probe:
             port = await asyncio.to_thread(risk.wait_ready)
@@ -205,8 +211,8 @@ async def test_stale_equity_raises_quarantine(tmp_path: Path) -> None:
         risk.kill()
 
 
-async def test_operator_reset_with_the_cli(tmp_path: Path) -> None:
-    env = hean_env(tmp_path, **RISK_ENV)
+async def test_operator_reset_with_the_cli(tmp_path: Path, sim: SimServer) -> None:
+    env = risk_env(tmp_path, sim, **RISK_ENV)
     # With no risk process the CLI must fail clearly instead of pretending.
     lonely = hean(["risk", "reset", "--operator", "alice", "--timeout", "1"], env)
     assert await asyncio.to_thread(lonely.p.wait, 30) == 1
