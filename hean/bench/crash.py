@@ -38,7 +38,7 @@ from hean.exchange.bybit import BybitRestClient
 from hean.sim.server import SimServer
 from hean.sim.settings import SimSettings
 
-TRIALS = 20
+TRIALS = 30
 TRIAL_TIMEOUT_S = 10.0
 SYMBOL = "BTCUSDT"
 PRICE = Decimal("50000")

@@ -76,7 +76,8 @@ class AccountView:
         self.max_mark_age_s = max_mark_age_s
         self.anchor: Anchor | None = None
         self.anchor_ts_ms: int | None = None
-        self.rows: dict[str, PositionRow] = {}
+        self.rows: dict[str, PositionRow] = {}  # the row each symbol is marked from (see on_position)
+        self.latest_rows: dict[str, PositionRow] = {}
         self.marks: dict[str, Mark] = {}
         self.offset_s = 0.0  # local clock minus exchange clock, from the last equity event
         self.offset_known = False
@@ -87,7 +88,7 @@ class AccountView:
 
     @property
     def positions_open(self) -> bool:
-        return any(r.signed_size != 0 for r in self.rows.values())
+        return any(r.signed_size != 0 for r in self.latest_rows.values())
 
     def on_equity(self, data: Any, ts_ns: int) -> bool:
         """Take a wallet reading; False for a re-publication. InvalidEquity for a reading to refuse."""
@@ -112,6 +113,9 @@ class AccountView:
         missing = sum((t.amount for t in self._pending if t.ts_ms is not None and t.ts_ms > ts_ms), Decimal(0))
         self._pending = [t for t in self._pending if t.ts_ms is not None and t.ts_ms > ts_ms]
         self.anchor, self.anchor_ts_ms = Anchor(max(Decimal(0), equity + missing), self.local(ts_ms)), ts_ms
+        for symbol, latest in self.latest_rows.items():
+            if latest.at is None or latest.at <= self.anchor.at:
+                self.rows[symbol] = latest
         return True
 
     def on_transfer(self, transfer: Transfer) -> None:
@@ -129,9 +133,16 @@ class AccountView:
         size = _dec(data.get("size")) or Decimal(0)
         signed = -size if data.get("side") == "Sell" else size if data.get("side") == "Buy" else Decimal(0)
         ts_ms = _int(data.get("ts_ms"))
-        self.rows[data["symbol"]] = PositionRow(data["symbol"], signed, _dec(data.get("mark_price")),
-                                                None if ts_ms is None else self.local(ts_ms))
-        return data["symbol"]
+        new = PositionRow(data["symbol"], signed, _dec(data.get("mark_price")), None if ts_ms is None else self.local(ts_ms))
+        self.latest_rows[new.symbol] = new
+        ref = self.rows.get(new.symbol)
+        # A row newer than the anchor with an unchanged size would hide the move since the anchor behind
+        # its own mark (the wallet does not have that move yet): keep marking from the older row until a
+        # reading at least as new as this row arrives. A changed size (a fill) is taken at once.
+        newer = self.anchor is not None and new.at is not None and new.at > self.anchor.at
+        if ref is None or ref.signed_size != new.signed_size or ref.at is None or not newer:
+            self.rows[new.symbol] = new
+        return new.symbol
 
     def on_tick(self, data: Any, ts_ns: int) -> str | None:
         """Record a feed mark; returns the symbol when it moved an open position's valuation."""

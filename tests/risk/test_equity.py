@@ -152,3 +152,22 @@ def test_transfer_moves_the_base_and_is_never_profit_or_loss() -> None:
     assert core.initial_capital == D("1400")
     same_drop = RiskGovernorCore(initial_capital=1000)
     assert same_drop.on_equity(700, 0).to_state is RiskState.HARD_STOP  # the same drop without a transfer
+
+
+def test_a_row_newer_than_the_wallet_does_not_hide_the_move_since_the_wallet() -> None:
+    """Positions are polled before the wallet; a row read after a crash must not cancel the crash."""
+    view = AccountView(max_mark_age_s=3.0)
+    view.on_position({"symbol": BTC, "side": "Buy", "size": "1", "mark_price": "50000", "ts_ms": 99_900})
+    view.on_equity(eq("10000", 100_000, 100_000), 100_000 * 10**6)
+    view.on_tick({"symbol": BTC, "mark_price": "47000", "exchange_ts_ms": 100_200}, 100_200 * 10**6)
+    assert view.estimate(now=100.3).equity == D("7000")
+    # The next poll's row (read after the crash) comes before its wallet reading: the crash stays visible.
+    view.on_position({"symbol": BTC, "side": "Buy", "size": "1", "mark_price": "47000", "ts_ms": 100_400})
+    assert view.estimate(now=100.5).equity == D("7000")
+    view.on_equity(eq("7000", 100_450, 100_450), 100_450 * 10**6)  # the wallet catches up: re-anchored
+    assert view.estimate(now=100.5).equity == D("7000")
+    assert view.rows[BTC].mark_price == D("47000")
+    # A fill (a changed size) is taken at once, marked from its own row.
+    view.on_position({"symbol": BTC, "side": "Buy", "size": "2", "mark_price": "47000", "ts_ms": 100_600})
+    view.on_tick({"symbol": BTC, "mark_price": "46900", "exchange_ts_ms": 100_700}, 100_700 * 10**6)
+    assert view.estimate(now=100.8).equity == D("6800")
