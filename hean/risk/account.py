@@ -4,7 +4,8 @@ Why a separate view: equity must be judged by the time the EXCHANGE reported it,
 when a copy reached the bus (the reconciler re-publishes its cached reading every second),
 and between wallet readings it is marked to the feed (`hean.risk.equity`). This class turns
 `account.equity`, `position.<SYM>`, `tick.ticker.<SYM>` and `account.transfer` payloads into
-that estimate, on the risk process's local clock:
+that estimate, on the risk process's local clock (the price the wallet reading already holds is
+the feed's mark at the reading's own time when the feed has one, else the row's markPrice):
 
     local time of an exchange time t = t + (ev.ts_ns - published_ms), the offset measured on
     each equity event (the reconciler's local clock minus its exchange-clock estimate)
@@ -18,6 +19,7 @@ a position open only a new reading (polled by the reconciler) makes equity fresh
 
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -27,6 +29,7 @@ from hean.risk.equity import Anchor, Estimate, Mark, PositionRow, estimate
 __all__ = ["AccountView", "Transfer", "parse_transfer"]
 
 USD_CURRENCIES = frozenset({"USDT", "USDC"})
+_HISTORY = 256  # marks kept per symbol: 25 s at Bybit's 100 ms ticker, more than a wallet poll apart
 
 
 def _int(value: Any) -> int | None:
@@ -79,6 +82,7 @@ class AccountView:
         self.rows: dict[str, PositionRow] = {}  # the row each symbol is marked from (see on_position)
         self.latest_rows: dict[str, PositionRow] = {}
         self.marks: dict[str, Mark] = {}
+        self.history: dict[str, deque[Mark]] = {}  # recent marks, to price what the anchor already holds
         self.offset_s = 0.0  # local clock minus exchange clock, from the last equity event
         self.offset_known = False
         self._pending: list[Transfer] = []  # applied transfers a later-arriving older reading lacks
@@ -156,10 +160,24 @@ class AccountView:
         # Without a measured offset the feed's own receive time is the safer clock.
         at = self.local(ex_ms) if ex_ms is not None and self.offset_known else recv / 1e9
         self.marks[symbol] = Mark(price, at)
+        self.history.setdefault(symbol, deque(maxlen=_HISTORY)).append(self.marks[symbol])
         row = self.rows.get(symbol)
         return symbol if row is not None and row.signed_size != 0 else None
+
+    def reference_marks(self) -> dict[str, Decimal]:
+        """Per symbol, the feed's mark at the anchor's time (the last one at or before it, if recent)."""
+        out: dict[str, Decimal] = {}
+        if self.anchor is None:
+            return out
+        at = self.anchor.at
+        for symbol, marks in self.history.items():
+            before = next((m for m in reversed(marks) if m.at <= at), None)
+            if before is not None and at - before.at <= self.max_mark_age_s:
+                out[symbol] = before.price
+        return out
 
     def estimate(self, now: float) -> Estimate | None:
         if self.anchor is None:
             return None
-        return estimate(self.anchor, self.rows.values(), self.marks, now, self.max_mark_age_s)
+        return estimate(self.anchor, self.rows.values(), self.marks, now, self.max_mark_age_s,
+                        self.reference_marks())

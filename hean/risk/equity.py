@@ -67,8 +67,13 @@ class Estimate:
 
 
 def estimate(anchor: Anchor, positions: Iterable[PositionRow], marks: Mapping[str, Mark], now: float,
-             max_mark_age_s: float) -> Estimate:
-    """The anchor, marked to market; an open position without a usable row or mark stays at the anchor."""
+             max_mark_age_s: float, references: Mapping[str, Decimal] | None = None) -> Estimate:
+    """The anchor, marked to market; an open position without a usable row or mark stays at the anchor.
+
+    `references` (optional): the feed's mark at the anchor's own time per symbol. When given it
+    replaces the row's markPrice as the price the wallet reading already holds, which removes the
+    row/wallet time gap from the error altogether (the row then only gives the size).
+    """
     equity, as_of = anchor.equity, anchor.at
     marked: list[str] = []
     unmarked: list[str] = []
@@ -76,10 +81,11 @@ def estimate(anchor: Anchor, positions: Iterable[PositionRow], marks: Mapping[st
         if row.signed_size == 0:
             continue
         mark = marks.get(row.symbol)
-        if row.mark_price is None or row.at is None or mark is None or now - mark.at > max_mark_age_s:
+        reference = (references or {}).get(row.symbol, row.mark_price)
+        if reference is None or row.at is None or mark is None or now - mark.at > max_mark_age_s:
             unmarked.append(row.symbol)
             continue
-        equity += (mark.price - row.mark_price) * row.signed_size
+        equity += (mark.price - reference) * row.signed_size
         as_of = min(as_of, row.at, mark.at)
         marked.append(row.symbol)
     return Estimate(equity, as_of, tuple(marked), tuple(unmarked))

@@ -171,3 +171,28 @@ def test_a_row_newer_than_the_wallet_does_not_hide_the_move_since_the_wallet() -
     view.on_position({"symbol": BTC, "side": "Buy", "size": "2", "mark_price": "47000", "ts_ms": 100_600})
     view.on_tick({"symbol": BTC, "mark_price": "46900", "exchange_ts_ms": 100_700}, 100_700 * 10**6)
     assert view.estimate(now=100.8).equity == D("6800")
+
+
+def test_feed_mark_at_the_wallet_time_is_the_reference_when_known() -> None:
+    """Row read at 47000, price back at 50000 before the wallet: the wallet holds 50000, not the row's mark."""
+    est = estimate(Anchor(D("9978"), 100.0), [row(BTC, "0.8", "47000", 99.5)], {BTC: Mark(D("47000"), 101.0)},
+                   101.0, max_mark_age_s=3.0, references={BTC: D("50000")})
+    assert est.equity == D("9978") - D("2400")  # the crash after the wallet, counted once
+    fallback = estimate(Anchor(D("9978"), 100.0), [row(BTC, "0.8", "47000", 99.5)], {BTC: Mark(D("47000"), 101.0)},
+                        101.0, max_mark_age_s=3.0)
+    assert fallback.equity == D("9978")  # the row's mark alone: the gap between row and wallet is the error
+
+
+def test_a_crash_right_after_a_recovery_is_seen_at_once() -> None:
+    view = AccountView(max_mark_age_s=3.0)
+
+    def tick(price: str, ms: int) -> None:
+        view.on_tick({"symbol": BTC, "mark_price": price, "exchange_ts_ms": ms}, ms * 10**6)
+
+    tick("47000", 99_000)
+    view.on_position({"symbol": BTC, "side": "Buy", "size": "0.8", "mark_price": "47000", "ts_ms": 99_500})
+    tick("50000", 99_700)  # recovered between the position read and the wallet read
+    view.on_equity(eq("9978", 100_000, 100_000), 100_000 * 10**6)
+    assert view.estimate(now=100.1).equity == D("9978")
+    tick("47000", 100_200)
+    assert view.estimate(now=100.3).equity == D("7578")
