@@ -37,15 +37,13 @@ Money is Decimal inside; floats appear only in emitted event values.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from hean.config import RiskSettings
+from hean.risk.thresholds import RiskThresholds, finite_number
 
 __all__ = ["InvalidEquity", "ResetRefused", "RiskGovernorCore", "RiskState", "RiskThresholds", "RiskTransition"]
 
@@ -82,16 +80,6 @@ class ResetRefused(ValueError):
         self.would_be, self.drawdown_pct, self.threshold_pct, self.equity = would_be, drawdown_pct, threshold_pct, equity
 
 
-def _finite_number(name: str, value: Any) -> float:
-    """Validate a config/time number; bools are rejected because True == 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise ValueError(f"{name} must be a number, got {type(value).__name__}")
-    as_float = float(value)
-    if not math.isfinite(as_float):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return as_float
-
-
 def _to_decimal(value: Any, what: str) -> Decimal:
     """Convert an equity-like number to Decimal or raise InvalidEquity.
 
@@ -116,56 +104,6 @@ def _capital(value: Any) -> Decimal:
     if dec <= 0:
         raise InvalidEquity(f"initial capital must be > 0, got {value!r}")
     return dec
-
-
-@dataclass(frozen=True)
-class RiskThresholds:
-    """Percent thresholds of the ladder; validated so a typo cannot invert it.
-
-    No defaults here on purpose: the one set of defaults is `RiskSettings` in
-    hean/config.py (`default()` reads it), so the two can never drift apart.
-    """
-
-    soft_pct: float
-    quarantine_pct: float
-    hard_pct: float
-    recover_pct: float
-    profit_mode_factor: float
-    cooldown_s: float
-
-    @classmethod
-    def from_settings(cls, risk: RiskSettings, **overrides: float) -> RiskThresholds:
-        values = {name: getattr(risk, name) for name in cls.__dataclass_fields__}
-        return cls(**(values | overrides))
-
-    @classmethod
-    def default(cls, **overrides: float) -> RiskThresholds:
-        """RiskSettings' defaults (static field defaults, no environment), with `overrides`."""
-        from hean.config import RiskSettings
-
-        return cls.from_settings(RiskSettings(), **overrides)
-
-    def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
-            _finite_number(name, getattr(self, name))
-        if not self.soft_pct > 0:
-            raise ValueError(f"soft_pct must be > 0, got {self.soft_pct}")
-        if not self.quarantine_pct > self.soft_pct:
-            raise ValueError("quarantine_pct must be > soft_pct")
-        if not self.hard_pct > self.quarantine_pct:
-            raise ValueError("hard_pct must be > quarantine_pct")
-        if not self.hard_pct <= 100:
-            raise ValueError(f"hard_pct must be <= 100, got {self.hard_pct}")
-        if not 0 <= self.recover_pct < self.soft_pct:
-            raise ValueError("recover_pct must be >= 0 and < soft_pct")
-        if not self.profit_mode_factor >= 1:
-            raise ValueError("profit_mode_factor must be >= 1")
-        if not self.cooldown_s >= 0:
-            raise ValueError("cooldown_s must be >= 0")
-
-    def pct(self, name: str) -> Decimal:
-        """Threshold as Decimal, for exact comparisons against drawdown."""
-        return Decimal(repr(float(getattr(self, name))))
 
 
 @dataclass(frozen=True)
@@ -218,7 +156,7 @@ class RiskGovernorCore:
     ) -> None:
         self._thresholds = thresholds or RiskThresholds.default()
         self._state = RiskState(state)
-        self._state_since = _finite_number("state_since", state_since)
+        self._state_since = finite_number("state_since", state_since)
         self._initial: Decimal | None = None if initial_capital is None else _capital(initial_capital)
         self._peak: Decimal | None = None if peak_equity is None else _to_decimal(peak_equity, "peak equity")
         self._equity: Decimal | None = None
@@ -302,7 +240,7 @@ class RiskGovernorCore:
     # ---- inputs ------------------------------------------------------
     def on_equity(self, equity: Decimal | int | float, now: float) -> RiskTransition | None:
         """Feed one equity reading; returns the transition it caused, if any."""
-        at = _finite_number("now", now)
+        at = finite_number("now", now)
         value = _to_decimal(equity, "equity")
         initial = self._initial if self._initial is not None else _capital(equity)
         # Validation done: mutate from here on.
@@ -334,16 +272,16 @@ class RiskGovernorCore:
         self, now: float, *, age_s: float = 0.0, max_age_s: float = 0.0
     ) -> RiskTransition | None:
         """No fresh equity: raise to QUARANTINE. `age_s`/`max_age_s` only fill the event."""
-        at = _finite_number("now", now)
-        age = _finite_number("age_s", age_s)
-        limit = _finite_number("max_age_s", max_age_s)
+        at = finite_number("now", now)
+        age = finite_number("age_s", age_s)
+        limit = finite_number("max_age_s", max_age_s)
         if self._state.level >= RiskState.QUARANTINE.level:
             return None
         return self._move(RiskState.QUARANTINE, ("EQUITY_STALE",), "equity_age_s", age, limit, at)
 
     def on_external(self, requested: RiskState, reason: str, now: float) -> RiskTransition | None:
         """Another component asks for a stricter state; milder requests are ignored."""
-        at = _finite_number("now", now)
+        at = finite_number("now", now)
         target = RiskState(requested)
         if not isinstance(reason, str) or not reason:
             raise ValueError("external reason must be a non-empty string")
@@ -364,7 +302,7 @@ class RiskGovernorCore:
         capital (and old peak), so a deep drawdown escalates again at once.
         Returns None only when nothing changed (already NORMAL, no re-base).
         """
-        at = _finite_number("now", now)
+        at = finite_number("now", now)
         if not isinstance(operator, str) or not operator:
             raise ValueError("operator must be a non-empty string")
         capital = None if new_initial_capital is None else _capital(new_initial_capital)
