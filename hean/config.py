@@ -186,8 +186,10 @@ class RiskSettings(_Section):
     recover_pct: de-escalate to NORMAL below this drawdown, after `cooldown_s` in the current state.
     profit_mode_factor: above initial capital x this, drawdown is reported as profit erosion.
     initial_capital: fixed initial capital; empty = the first equity seen (persisted).
-    equity_stale_s: no equity update for this long raises QUARANTINE (EQUITY_STALE).
+    equity_stale_s: equity older than this raises QUARANTINE (EQUITY_STALE); the age counts from the
+      exchange's time of the reading (and, with positions open, of the position rows and marks used).
     heartbeat_s: the risk state is re-published this often.
+    mark_max_age_s: a feed mark price older than this is not used to mark open positions.
     """
 
     soft_pct: Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)] = 10.0
@@ -199,6 +201,7 @@ class RiskSettings(_Section):
     initial_capital: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None
     equity_stale_s: PositiveFloat = 30.0
     heartbeat_s: PositiveFloat = 1.0
+    mark_max_age_s: PositiveFloat = 3.0
 
     @model_validator(mode="after")
     def _ladder(self) -> RiskSettings:

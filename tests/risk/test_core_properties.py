@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hean.risk import InvalidEquity, RiskGovernorCore, RiskState, RiskThresholds
+from hean.risk import InvalidEquity, ResetRefused, RiskGovernorCore, RiskState, RiskThresholds
 
-THRESHOLDS = RiskThresholds(cooldown_s=50)
+THRESHOLDS = RiskThresholds.default(cooldown_s=50)
 
 equity_values = st.one_of(
     st.decimals(min_value=0, max_value=2000, places=2),
@@ -48,6 +48,15 @@ def test_level_drops_only_through_legal_paths(steps: list[tuple[float, tuple[str
                 transition = core.on_external(arg, "TEST_REQUEST", now)
             else:
                 transition = core.reset(now, "prop", new_initial_capital=arg)
+        except ResetRefused as refused:
+            # Refused only when the next reading would re-trip from the base in force after the reset.
+            assert op == "reset" and (core.state, core.state_since) == (old_state, old_since)
+            base = arg if arg is not None else core.initial_capital
+            if core.equity is None:
+                assert arg is None
+            else:
+                assert implied_level((base - core.equity) / base * 100) >= 1 and refused.would_be.level >= 1
+            continue
         except InvalidEquity:
             assert op == "eq" and (core.state, core.state_since) == (old_state, old_since)
             continue
