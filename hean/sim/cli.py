@@ -2,6 +2,11 @@
 
 Prints exactly one line ``HEAN-SIM READY <rest_url>`` to stdout once bound, so
 scripts learn the port when started with ``--port 0``.
+
+The API key and secret come from ``HEAN_SIM__API_KEY`` / ``HEAN_SIM__API_SECRET`` (the
+environment is private to the process), else the simulator's well-known credentials. The
+``--api-key`` / ``--api-secret`` flags still win for compatibility, but anything on argv is
+readable by every local user in ``/proc/<pid>/cmdline``: never pass a real secret that way.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from decimal import Decimal, InvalidOperation
 
@@ -19,6 +25,11 @@ from hean.sim.server import SimServer
 from hean.sim.settings import SimSettings
 
 log = logging.getLogger("hean.sim")
+ENV_API_KEY = "HEAN_SIM__API_KEY"
+ENV_API_SECRET = "HEAN_SIM__API_SECRET"
+ENV_UID = "HEAN_SIM__UID"
+DEFAULT_API_KEY = "hean-sim-key"
+DEFAULT_API_SECRET = "hean-sim-secret"
 
 
 def _decimal(text: str) -> Decimal:
@@ -45,9 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hean sim", description="Bybit v5 compatible simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--api-key", default="hean-sim-key")
-    parser.add_argument("--api-secret", default="hean-sim-secret")
+    parser.add_argument("--api-key", default=None,
+                        help=f"accepted API key (default: ${ENV_API_KEY}, else {DEFAULT_API_KEY})")
+    parser.add_argument("--api-secret", default=None,
+                        help=f"HMAC secret; visible in /proc/*/cmdline, prefer ${ENV_API_SECRET}")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--uid", type=int, default=None,
+                        help=f"account UID reported by /v5/user/query-api (default: ${ENV_UID}, else 1)")
     parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated linear symbols")
     parser.add_argument("--tick-interval", type=_positive_float, default=0.1)
     parser.add_argument("--rate-limit-scale", type=_positive_float, default=1.0)
@@ -85,6 +100,14 @@ async def _serve(settings: SimSettings) -> None:
         log.info("simulator stopped")
 
 
+def credentials(args: argparse.Namespace) -> tuple[str, str]:
+    """Key and secret: flag, else environment, else the simulator's well-known pair."""
+    key = args.api_key if args.api_key is not None else os.environ.get(ENV_API_KEY) or DEFAULT_API_KEY
+    secret = args.api_secret if args.api_secret is not None else (
+        os.environ.get(ENV_API_SECRET) or DEFAULT_API_SECRET)
+    return key, secret
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run until a stop signal, return the exit code."""
     args = build_parser().parse_args(argv)
@@ -94,10 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         build_parser().error("--port must be within 0..65535")
     _setup_logging(args.log_level)
+    api_key, api_secret = credentials(args)
+    uid_text = str(args.uid) if args.uid is not None else os.environ.get(ENV_UID) or "1"
+    if not uid_text.isdigit() or int(uid_text) <= 0:
+        build_parser().error(f"--uid / ${ENV_UID} must be a positive integer")
+    uid = int(uid_text)
     settings = SimSettings(
-        host=args.host, port=args.port, api_key=args.api_key, api_secret=SecretStr(args.api_secret),
+        host=args.host, port=args.port, api_key=api_key, api_secret=SecretStr(api_secret),
         seed=args.seed, symbols=symbols, tick_interval_s=args.tick_interval,
-        rate_limit_scale=args.rate_limit_scale, initial_balance=args.initial_balance,
+        rate_limit_scale=args.rate_limit_scale, initial_balance=args.initial_balance, uid=uid,
     )
     # asyncio.run(loop_factory=...) needs 3.12; Runner gives the same on 3.11.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

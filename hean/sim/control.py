@@ -9,7 +9,8 @@ All routes take/return JSON and need no auth. Errors: HTTP 400 {"error": "..."}.
                                         resting orders are matched at once
     POST /sim/resume       {"symbol"?}  let held symbols walk again (all when omitted)
     POST /sim/price-path   {"symbol", "steps": [[delay_s, "price"], ...]}  scripted path
-    POST /sim/wallet       {"amount": "-100.5"}   credit (+) / debit (-) the USDT wallet
+    POST /sim/wallet       {"amount": "-100.5"}   credit (+) / debit (-) the USDT wallet; logged as
+                                        TRANSFER_IN / TRANSFER_OUT in /v5/account/transaction-log
     POST /sim/clock/advance {"ms": 3600000}       move the server clock forward
     POST /sim/funding      {"symbol", "rate": "0.0001"}  Funding execution on an open position
     POST /sim/faults/ws-drop        {"stream": "public"|"private"|"all"}  drop connections now
@@ -20,6 +21,8 @@ All routes take/return JSON and need no auth. Errors: HTTP 400 {"error": "..."}.
     POST /sim/faults/rate-limit {"count": K, "seconds": D}  force 10006 on private endpoints
     POST /sim/faults/latency    {"ms": 200}                 delay every /v5 request
     POST /sim/faults/reset      {}                          clear every fault
+    POST /sim/account  {"read_only", "permissions", "ips", "expired_at", "deadline_day", "uta",
+                        "position_mode", "uid"}  API-key / account properties (hean/sim/account.py)
     (more routes in livecontrol.py)
 """
 
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from hean.sim import views
+from hean.sim import account, views
 from hean.sim.envelope import SimError, fmt
 from hean.sim.faults import HttpFault
 
@@ -114,7 +117,13 @@ async def price_path(server: SimServer, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def wallet(server: SimServer, body: dict[str, Any]) -> dict[str, Any]:
-    return {"wallet_balance": fmt(server.exchange.adjust_wallet(_dec(body, "amount")))}
+    amount = _dec(body, "amount")
+    row = account.record_transfer(server.exchange, amount, server.clock())
+    return {"wallet_balance": fmt(server.exchange.adjust_wallet(amount)), "transaction_id": row["id"]}
+
+
+async def account_settings(server: SimServer, body: dict[str, Any]) -> dict[str, Any]:
+    return account.configure(server.exchange, body, server.clock())
 
 
 async def advance_clock(server: SimServer, body: dict[str, Any]) -> dict[str, Any]:
@@ -202,12 +211,16 @@ POST_ROUTES: dict[str, Route] = {
     "/sim/faults/ws-drop-every": ws_drop_every, "/sim/faults/timeout-after-accept": timeout_after_accept,
     "/sim/faults/http-error": http_error, "/sim/faults/rate-limit": rate_limit,
     "/sim/faults/latency": latency, "/sim/faults/reset": reset_faults,
+    "/sim/account": account_settings,
 }
 
 
 def add_routes(app: web.Application, server: SimServer, extra: dict[str, Route] | None = None) -> None:
     """Register every /sim route on ``app`` (``extra``: routes defined in other modules)."""
     routes = {**POST_ROUTES, **(extra or {})}
+    settings = server.settings
+    account.attach(server.exchange, uid=settings.uid, api_key=settings.api_key,
+                   initial_balance=settings.initial_balance, now_ms=server.clock())
 
     async def post(request: web.Request) -> web.Response:
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hean.sim import views
+from hean.sim import account, views
 from hean.sim.envelope import fmt, param_error
 from hean.sim.exchange import Exchange
 from hean.sim.instruments import instrument_row
@@ -160,3 +160,5 @@ PRIVATE_POST: dict[str, Handler] = {
     "/v5/order/cancel": order_cancel,
     "/v5/order/cancel-all": order_cancel_all,
 }
+
+account.install(PRIVATE_GET, PRIVATE_POST)

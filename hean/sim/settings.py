@@ -33,6 +33,8 @@ class SimSettings(BaseModel):
         created_time_resets: kinder, pre-2024 reading: position ``createdTime`` restarts on every
             flat -> open (live Bybit keeps the first-ever creation on the symbol).
         report_open_time: serve ``openTime``; False makes it always 0 (a client's fallback path).
+        uid: the account's UID, as `/v5/user/query-api` reports it (`userID`); deterministic per
+            venue so state files bound to it survive a simulator restart.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -58,3 +60,4 @@ class SimSettings(BaseModel):
     public_rate_limit: int = 120
     created_time_resets: bool = False
     report_open_time: bool = True
+    uid: int = 1
