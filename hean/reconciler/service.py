@@ -32,14 +32,18 @@ from hean import topics
 from hean.bus.envelope import Event
 from hean.config import HeanSettings
 from hean.exchange.bybit import BybitRestClient, BybitWebSocket, ExchangeUnavailable
+from hean.exchange.account import fetch_identity
 from hean.exchange.connect import rest_client, websocket
 from hean.ids import is_hean_link_id
 from hean.lifecycle import Service
+from hean.reconciler.account import AccountMixin
 from hean.reconciler.catchup import CatchupMixin
 from hean.reconciler.diff import ForeignSeen, MismatchTracker, is_fill
-from hean.reconciler.events import equity_event, fill_event, flat_position, order_event, position_event
+from hean.reconciler.events import fill_event, flat_position, order_event, order_from_execution
 from hean.reconciler.ledger import Ledger
 from hean.reconciler.metrics import ReconcilerMetrics
+from hean.reconciler.ordering import OrderVersion, OrderVersions, PositionVersion
+from hean.statefile import bind_state
 
 log = logging.getLogger("hean.reconciler")
 ET = topics.EventType
@@ -53,7 +57,7 @@ REPLAY_WINDOW_S = 5.0     # at start, re-publish fills the previous run marked i
 GAP_TRIGGERS = frozenset({"start", "reconnect", "bus_gap", "doubt"})
 
 
-class ReconcilerService(CatchupMixin, Service):
+class ReconcilerService(CatchupMixin, AccountMixin, Service):
     name = "reconciler"
 
     def __init__(self, settings: HeanSettings, registry: CollectorRegistry = REGISTRY) -> None:
@@ -72,6 +76,12 @@ class ReconcilerService(CatchupMixin, Service):
         self.positions: dict[str, dict[str, Any]] = {}
         self.foreign_positions: set[str] = set()
         self.equity: dict[str, Any] | None = None
+        self.position_versions: dict[str, PositionVersion] = {}
+        self.order_versions = OrderVersions()
+        self.account_lock = asyncio.Lock()
+        self.last_balance: Decimal | None = None
+        self.executions_recorded = 0            # new executions this run (explains a wallet move)
+        self.executions_at_last_balance = 0
         self.reconciling = True
         self.status_trigger = "start"
         self.last_success_ms: int | None = None
@@ -82,9 +92,12 @@ class ReconcilerService(CatchupMixin, Service):
 
     # --- lifecycle --------------------------------------------------------------------------
     async def startup(self) -> None:
-        self.ledger = Ledger(self.settings.data_dir / "reconciler.sqlite")
         self.client = rest_client(self.settings, self.registry)
         await self.client.start()
+        # The ledger and its watermark describe one account: never read another's (contract 2).
+        path = self.settings.data_dir / "reconciler.sqlite"
+        bind_state(path, await fetch_identity(self.client), archive_foreign=self.settings.archive_foreign_state)
+        self.ledger = Ledger(path)
         self.make_publisher()
         self.make_subscriber().connect("executor").on(topics.order(""), self._on_executor_order)
         self.ws = websocket(self.settings, private=True, topics=PRIVATE_TOPICS, on_message=self._on_ws,
@@ -103,7 +116,8 @@ class ReconcilerService(CatchupMixin, Service):
         self._loops = [self.spawn(self.ws.run(self._ws_stop), "private_ws"),
                        self.spawn(self._republish_loop(), "state_republish"),
                        self.spawn(self._periodic_loop(), "periodic_catchup"),
-                       self.spawn(self._clock_watch(), "clock_watch")]
+                       self.spawn(self._clock_watch(), "clock_watch"),
+                       self.spawn(self.account_poll_loop(), "account_poll")]
         await self._catchup_loop()
 
     async def shutdown(self) -> None:
@@ -226,9 +240,13 @@ class ReconcilerService(CatchupMixin, Service):
     async def record(self, rows: list[dict[str, Any]], source: str) -> None:
         assert self.ledger is not None
         for row in self.ledger.insert_many(rows, source):
+            self.executions_recorded += 1
             self.m.executions.labels(str(row.get("execType"))).inc()
             if is_fill(row):
                 await self.publish_fill(row, source)
+                # A foreign order filled while the WS was down is seen only here, never as an open order.
+                if row.get("orderId") and not is_hean_link_id(str(row.get("orderLinkId") or "")):
+                    await self.flag_foreign("order", str(row["orderId"]), order_from_execution(row))
 
     async def publish_status(self) -> None:
         await self.publish(topics.reconcile("status"), ET.RECONCILE_STATUS.value,
@@ -244,11 +262,6 @@ class ReconcilerService(CatchupMixin, Service):
         self.positions[data["symbol"]] = data
         await self.publish(topics.position(data["symbol"]), ET.POSITION_UPDATE.value, data)
 
-    async def publish_equity(self, account: dict[str, Any]) -> None:
-        assert self.client is not None
-        self.equity = equity_event(account, self.client.server_time_ms())
-        await self.publish(topics.equity(), ET.EQUITY_UPDATE.value, self.equity)
-
     async def _republish_loop(self) -> None:
         """State-like topics again and again, so a restarted peer learns them within a period."""
         while True:
@@ -256,8 +269,10 @@ class ReconcilerService(CatchupMixin, Service):
             for symbol in sorted(set(self.settings.symbols) | set(self.positions)):
                 await self.publish(topics.position(symbol), ET.POSITION_UPDATE.value,
                                    self.positions.get(symbol) or flat_position(symbol))
-            if self.equity is not None:
-                await self.publish(topics.equity(), ET.EQUITY_UPDATE.value, self.equity)
+            if self.equity is not None and self.client is not None:
+                # The same reading again: its ts_ms stays the exchange's, only published_ms moves.
+                await self.publish(topics.equity(), ET.EQUITY_UPDATE.value,
+                                   dict(self.equity, published_ms=self.client.server_time_ms()))
             await self.publish_status()
 
     # --- inbound ----------------------------------------------------------------------------
@@ -275,15 +290,17 @@ class ReconcilerService(CatchupMixin, Service):
                 await self.order_seen(row)
         elif kind == "position":
             for row in items:
-                symbol = str(row.get("symbol") or "")
-                await self.publish_position(position_event(row, symbol in self.foreign_positions))
+                await self.offer_position(row, _creation_ms(msg))
         elif kind == "wallet":
             for account in items:
-                await self.publish_equity(account)
+                await self.offer_equity(account, _creation_ms(msg), "ws")
 
     async def order_seen(self, row: dict[str, Any]) -> None:
         """Publish the order's state; flag it if HEAN did not create it; doubt unexplained fills."""
         data = order_event(row)
+        if data["order_id"] and not self.order_versions.offer(data["order_id"], OrderVersion.of(row)):
+            self.m.stale.labels("order").inc()      # older, or a repeat (double Filled, duplicate push)
+            return
         await self.publish(topics.order("update"), ET.ORDER_UPDATE.value, data)
         if not is_hean_link_id(data["order_link_id"]) and data["order_id"]:
             await self.flag_foreign("order", data["order_id"], data)
@@ -310,6 +327,11 @@ class ReconcilerService(CatchupMixin, Service):
         """Listened to for its sequence (a gap triggers a catch-up); a placed order is a hint to look."""
         if ev.type == ET.ORDER_PLACED.value and self.ws is not None and not self.ws.connected.is_set():
             self.request("doubt")
+
+
+def _creation_ms(msg: dict[str, Any]) -> int | None:
+    value = msg.get("creationTime")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 __all__ = ["ExchangeUnavailable", "ReconcilerService"]
