@@ -7,7 +7,7 @@ from decimal import Decimal
 from hean.reconciler.ordering import OrderVersion, OrderVersions, PositionVersion
 from hean.sim.validate import OrderRequest
 from tests.executor.harness import sim_control
-from tests.reconciler.helpers import BusListener, async_scrape, make_fills, ready_port, reconciler_env, running_sim
+from tests.reconciler.helpers import BusListener, async_scrape, ready_port, reconciler_env, running_sim
 from tests.utils import async_wait_for, hean
 
 
