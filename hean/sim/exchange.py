@@ -13,10 +13,12 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from hean.sim import views
+from hean.sim.book import Book, Leg, market_limit_price
 from hean.sim.envelope import (
     DUPLICATE_LINK_ID, INSUFFICIENT_AVAILABLE, NOTIONAL_TOO_SMALL, ORDER_NOT_FOUND,
     REDUCE_ONLY_ZERO, SimError,
 )
+from hean.sim.faults import PushFaults
 from hean.sim.instruments import Instrument
 from hean.sim.models import ZERO, Execution, Order, Position
 from hean.sim.pricepath import PricePath
@@ -33,14 +35,16 @@ class Exchange:
     def __init__(
         self, instruments: dict[str, Instrument], prices: PricePath, clock: Callable[[], int], *,
         seed: int, initial_balance: Decimal, taker_fee: Decimal, maker_fee: Decimal,
-        slippage_bps: Decimal, leverage: Decimal, max_fill_qty_per_tick: Decimal | None = None,
-        created_time_resets: bool = False, report_open_time: bool = True,
+        slippage_bps: Decimal | None, leverage: Decimal, max_fill_qty_per_tick: Decimal | None = None,
+        created_time_resets: bool = False, report_open_time: bool = True, book: Book | None = None,
+        push_faults: PushFaults | None = None,
     ) -> None:
         self.instruments = instruments
         self.prices = prices
         self.clock = clock
         self.taker_fee, self.maker_fee = taker_fee, maker_fee
-        self.slippage = slippage_bps / Decimal(10_000)
+        self.slippage_bps = slippage_bps
+        self.book = book if book is not None else Book(instruments, default_notional=Decimal("250000"))
         self.leverage = leverage
         self.max_fill_qty_per_tick = max_fill_qty_per_tick
         self.created_time_resets, self.report_open_time = created_time_resets, report_open_time
@@ -55,6 +59,8 @@ class Exchange:
         self.listeners: list[Listener] = []
         self._rng = random.Random(seed * 7919 + 17)
         self._seq = 0
+        self._exec_ordinal = 0
+        self.push_faults = push_faults if push_faults is not None else PushFaults()
 
     # ---- market view -------------------------------------------------
     def last(self, symbol: str) -> Decimal:
@@ -87,6 +93,10 @@ class Exchange:
         self._seq += 1
         return self._seq
 
+    def _next_ordinal(self) -> int:
+        self._exec_ordinal += 1
+        return self._exec_ordinal
+
     def _new_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
@@ -101,7 +111,8 @@ class Exchange:
             raise SimError(DUPLICATE_LINK_ID)
         inst = self.instruments[req.symbol]
         touch = self.ask(req.symbol) if req.side == "Buy" else self.bid(req.symbol)
-        ref_price = req.price if req.price is not None else touch
+        limit_price = self._within_band(inst, req.side, req.price) if req.price is not None else None
+        ref_price = limit_price if limit_price is not None else touch
         if req.qty * ref_price < inst.min_notional:
             raise SimError(NOTIONAL_TOO_SMALL)
         qty = req.qty
@@ -119,22 +130,28 @@ class Exchange:
                 raise SimError(INSUFFICIENT_AVAILABLE)
         now = self.clock()
         if req.order_type == "Market":
-            cap = touch * (1 + self.slippage) if req.side == "Buy" else touch * (1 - self.slippage)
-            price = inst.round_price(cap, up=req.side == "Buy")
+            price = market_limit_price(inst, req.side, touch, self.last(req.symbol), slippage_bps=self.slippage_bps,
+                                       tolerance_type=req.slippage_type, tolerance=req.slippage)
         else:
-            assert req.price is not None
-            price = req.price
+            assert limit_price is not None
+            price = limit_price
         order = Order(
             order_id=self._new_id(), order_link_id=req.order_link_id, symbol=req.symbol, side=req.side,
             order_type=req.order_type, price=price, qty=qty, time_in_force=req.time_in_force,
             reduce_only=req.reduce_only, close_on_trigger=req.close_on_trigger, created_ms=now,
             ordinal=self._next_seq(), last_price_on_created=self.last(req.symbol), updated_ms=now,
         )
+        order.skip_new = self.push_faults.take("execution_first")
         self.orders[order.order_id] = order
         if order.order_link_id:
             self.by_link_id[order.order_link_id] = order
         self._match_new(order, touch)
         return order
+
+    def _within_band(self, inst: Instrument, side: str, price: Decimal) -> Decimal:
+        """Futures default (modifyEnable=true, set-price-limit.mdx): a price beyond the band moves to its edge."""
+        low, high = inst.band(self.last(inst.symbol))
+        return min(price, high) if side == "Buy" else max(price, low)
 
     @staticmethod
     def _opening_qty(pos: Position, side: str, qty: Decimal) -> Decimal:
@@ -144,19 +161,26 @@ class Exchange:
         return max(ZERO, qty - abs(pos.size))
 
     def _match_new(self, order: Order, touch: Decimal) -> None:
+        """Take what the book holds between the touch and the order's price; IOC/FOK/Market drop the rest."""
         crosses = order.price >= touch if order.side == "Buy" else order.price <= touch
-        if order.order_type == "Market":
-            self._fill(order, order.qty, order.price, is_maker=False)
-        elif crosses and order.time_in_force == "PostOnly":
+        if crosses and order.time_in_force == "PostOnly":
             self._finish(order, "Cancelled", "UNKNOWN", reject="EC_PostOnlyWillTakeLiquidity")
             return
-        elif crosses:
-            self._fill(order, order.qty - order.cum_qty, touch, is_maker=False)
-        elif order.time_in_force in ("IOC", "FOK"):
-            self._finish(order, "Cancelled", "UNKNOWN")
-            return
-        if order.is_open and order.time_in_force == "IOC":
-            self._finish(order, "Cancelled", "UNKNOWN")
+        if crosses:
+            wanted = order.qty - order.cum_qty
+            fok_short = order.time_in_force == "FOK" and sum(
+                q for q, _ in self.book.sweep(order.symbol, order.side, touch, order.price, wanted, take=False)
+            ) < wanted
+            if not fok_short:
+                legs = self.book.sweep(order.symbol, order.side, touch, order.price, wanted)
+                if legs:
+                    self._fill(order, legs, is_maker=False)
+        if order.is_open and order.time_in_force in ("IOC", "FOK"):
+            # A market order is an IOC limit: thin liquidity leaves Cancelled with cumExecQty > 0 (faq.mdx).
+            reject = "EC_CancelForNoFullFill" if order.cum_qty else "EC_NoImmediateQtyToFill"
+            self._finish(order, "Cancelled", "UNKNOWN", reject=reject)
+        elif order.status == "New" and order.skip_new:
+            self._emit_position(self.positions[order.symbol])
         elif order.status == "New":
             self._emit_order(order)
 
@@ -202,58 +226,82 @@ class Exchange:
 
     # ---- matching --------------------------------------------------------
     def step(self) -> None:
-        """Match resting limit orders against the current last price (called each tick)."""
+        """Replenish the book and match resting limit orders against the last price (each tick)."""
+        self.book.replenish()
         for order in sorted((o for o in self.orders.values() if o.is_open), key=lambda o: o.ordinal):
             last = self.last(order.symbol)
             if (order.side == "Buy" and last <= order.price) or (order.side == "Sell" and last >= order.price):
                 qty = order.qty - order.cum_qty
                 if self.max_fill_qty_per_tick is not None:
                     qty = min(qty, self.max_fill_qty_per_tick)
-                self._fill(order, qty, order.price, is_maker=True)
+                self._fill(order, [(qty, order.price)], is_maker=True)
 
-    def _fill(self, order: Order, qty: Decimal, price: Decimal, *, is_maker: bool) -> None:
+    def _fill(self, order: Order, legs: list[Leg], *, is_maker: bool) -> None:
+        """Book one match event: one execution per price level, sharing one seq (fast-execution.mdx)."""
         pos = self.positions[order.symbol]
-        if order.reduce_only:
-            reducing = pos.size != 0 and (pos.size > 0) != (order.side == "Buy")
-            qty = min(qty, abs(pos.size)) if reducing else ZERO
-            if qty == 0:
-                self._finish(order, "Cancelled", "CancelByReduceOnly")
-                return
         now = self.clock()
+        seq = self._next_seq()
         fee_rate = self.maker_fee if is_maker else self.taker_fee
-        value = qty * price
-        fee = (value * fee_rate).quantize(FEE_QUANTUM)
-        closed, pnl = self._apply_to_position(pos, order.side, qty, price, now)
-        self.wallet_balance += pnl - fee
-        self.cum_realised += pnl - fee
-        pos.cur_realised += pnl - fee
-        pos.cum_realised += pnl - fee
-        order.cum_qty += qty
-        order.cum_value += value
-        order.cum_fee += fee
-        order.closed_pnl += pnl - fee
+        executions: list[Execution] = []
+        for qty, price in legs:
+            if order.reduce_only:
+                reducing = pos.size != 0 and (pos.size > 0) != (order.side == "Buy")
+                qty = min(qty, abs(pos.size)) if reducing else ZERO
+                if qty == 0:
+                    break
+            value = qty * price
+            fee = (value * fee_rate).quantize(FEE_QUANTUM)
+            closed, pnl = self._apply_to_position(pos, order.side, qty, price, now, seq)
+            self.wallet_balance += pnl - fee
+            self.cum_realised += pnl - fee
+            pos.cur_realised += pnl - fee
+            pos.cum_realised += pnl - fee
+            order.cum_qty += qty
+            order.cum_value += value
+            order.cum_fee += fee
+            order.closed_pnl += pnl - fee
+            executions.append(Execution(
+                exec_id=self._new_id(), symbol=order.symbol, order_id=order.order_id,
+                order_link_id=order.order_link_id, side=order.side, order_type=order.order_type,
+                order_price=order.price, order_qty=order.qty, leaves_qty=order.qty - order.cum_qty,
+                exec_type="Trade", exec_price=price, exec_qty=qty, exec_value=value, exec_fee=fee,
+                fee_rate=fee_rate, exec_time_ms=now, is_maker=is_maker, mark_price=self.last(order.symbol),
+                closed_size=closed, exec_pnl=pnl, seq=seq, ordinal=self._next_ordinal(),
+            ))
+        if not executions:
+            self._finish(order, "Cancelled", "CancelByReduceOnly")
+            return
         order.updated_ms = now
         order.status = "Filled" if order.cum_qty >= order.qty else "PartiallyFilled"
         if order.status == "Filled":
             self._remember_closed(order)
-        execution = Execution(
-            exec_id=self._new_id(), symbol=order.symbol, order_id=order.order_id,
-            order_link_id=order.order_link_id, side=order.side, order_type=order.order_type,
-            order_price=order.price, order_qty=order.qty, leaves_qty=order.leaves_qty, exec_type="Trade",
-            exec_price=price, exec_qty=qty, exec_value=value, exec_fee=fee, fee_rate=fee_rate,
-            exec_time_ms=now, is_maker=is_maker, mark_price=self.last(order.symbol), closed_size=closed,
-            exec_pnl=pnl, seq=self._next_seq(),
-        )
-        self.executions.append(execution)
-        self._emit("execution", [views.ws_execution(execution)])
-        self._emit_order(order)
+        self.executions.extend(executions)
+        self._emit_fill(order, executions)
+
+    def _emit_fill(self, order: Order, executions: list[Execution]) -> None:
+        """execution.fast first (its point), then order and execution (swapped by the fault), position, wallet."""
+        self._emit("execution.fast", [views.ws_fast_execution(e) for e in executions])
+        rows = [views.ws_execution(e) for e in executions]
+        if order.skip_new:
+            order.skip_new = False
+            self._emit("execution", rows)
+            self._emit("order", [views.ws_order(order)])
+        else:
+            self._emit("order", [views.ws_order(order)])
+            self._emit("execution", rows)
+        if order.status == "Filled" and self.push_faults.take("double_filled"):
+            # order.mdx: the second Filled carries cancelType CancelByUser, EC_OrigClOrdIDDoesNotExist
+            echo = views.ws_order(order)
+            echo.update(cancelType="CancelByUser", rejectReason="EC_OrigClOrdIDDoesNotExist")
+            self._emit("order", [echo])
+        self._emit_position(self.positions[order.symbol])
         self._emit("wallet", [views.wallet_account(self)])
 
-    def _apply_to_position(self, pos: Position, side: str, qty: Decimal, price: Decimal, now: int
+    def _apply_to_position(self, pos: Position, side: str, qty: Decimal, price: Decimal, now: int, seq: int
                            ) -> tuple[Decimal, Decimal]:
         """Net a fill into the one-way position; return (closed size, realised PnL)."""
         signed = qty if side == "Buy" else -qty
-        pos.updated_ms, pos.seq = now, self._seq + 1
+        pos.updated_ms, pos.seq = now, seq
         if pos.size == 0 or (pos.size > 0) == (signed > 0):
             if pos.size == 0:
                 self._opened(pos, now)
@@ -300,11 +348,12 @@ class Exchange:
         pos.cur_realised -= fee
         pos.updated_ms = self.clock()
         execution = Execution(
-            exec_id=self._new_id(), symbol=symbol, order_id="", order_link_id="", side=pos.side,
+            # Bybit's Funding rows carry execQty = position size, its side and a non-empty orderId (SPEC §7.3).
+            exec_id=self._new_id(), symbol=symbol, order_id=self._new_id(), order_link_id="", side=pos.side,
             order_type="UNKNOWN", order_price=ZERO, order_qty=ZERO, leaves_qty=ZERO, exec_type="Funding",
             exec_price=mark, exec_qty=abs(pos.size), exec_value=value, exec_fee=fee, fee_rate=rate,
             exec_time_ms=self.clock(), is_maker=False, mark_price=mark, closed_size=ZERO, exec_pnl=ZERO,
-            seq=self._next_seq(),
+            seq=self._next_seq(), ordinal=self._next_ordinal(),
         )
         self.executions.append(execution)
         self._emit("execution", [views.ws_execution(execution)])

@@ -30,6 +30,31 @@ class DelayReply:
 
 
 @dataclass
+class PushFaults:
+    """Private-stream faults the exchange consults while it emits (pure counters)."""
+
+    double_filled: int = 0      # next K Filled orders: a second Filled push, as when a cancel races the fill
+    execution_first: int = 0    # next K orders: no New push, execution pushed before the order push
+    duplicate: dict[str, int] = field(default_factory=dict)   # topic -> next K messages sent twice
+
+    def take(self, name: str) -> bool:
+        left = getattr(self, name)
+        if left > 0:
+            setattr(self, name, left - 1)
+        return left > 0
+
+    def take_duplicate(self, topic: str) -> bool:
+        left = self.duplicate.get(topic, 0)
+        if left > 0:
+            self.duplicate[topic] = left - 1
+        return left > 0
+
+    def reset(self) -> None:
+        self.double_filled = self.execution_first = 0
+        self.duplicate.clear()
+
+
+@dataclass
 class Faults:
     """Active faults; ``reset`` clears everything."""
 
@@ -39,6 +64,7 @@ class Faults:
     http: list[HttpFault] = field(default_factory=list)
     ws_drop_every_s: float | None = None
     delay_replies: list[DelayReply] = field(default_factory=list)
+    push: PushFaults = field(default_factory=PushFaults)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed * 104729 + 3)
@@ -75,6 +101,7 @@ class Faults:
         return 0
 
     def reset(self) -> None:
+        self.push.reset()
         self.delay_replies.clear()
         self.timeout_after_accept = 0
         self.latency_ms = 0

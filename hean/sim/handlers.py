@@ -43,7 +43,8 @@ def ticker_row(ex: Exchange, symbol: str) -> dict[str, Any]:
         "prevPrice1h": fmt(inst.default_price), "openInterest": "0", "openInterestValue": "0",
         "turnover24h": "0", "volume24h": "0", "fundingRate": "0.0001", "nextFundingTime": "0",
         "predictedDeliveryPrice": "", "basisRate": "", "deliveryFeeRate": "", "deliveryTime": "0",
-        "bid1Price": fmt(ex.bid(symbol)), "bid1Size": "1", "ask1Price": fmt(ex.ask(symbol)), "ask1Size": "1",
+        "bid1Price": fmt(ex.bid(symbol)), "bid1Size": fmt(ex.book.available(symbol, ex.bid(symbol))),
+        "ask1Price": fmt(ex.ask(symbol)), "ask1Size": fmt(ex.book.available(symbol, ex.ask(symbol))),
         "basis": "", "preOpenPrice": "", "preQty": "", "curPreListingPhase": "",
         "fundingIntervalHour": "8", "fundingCap": "0.005",
     }

@@ -20,6 +20,21 @@ class Instrument:
     max_qty: Decimal
     min_notional: Decimal
     default_price: Decimal
+    price_limit_x: Decimal = Decimal("0.01")   # riskParameters.priceLimitRatioX
+    price_limit_y: Decimal = Decimal("0.02")
+
+    @property
+    def max_mkt_qty(self) -> Decimal:
+        """lotSizeFilter.maxMktOrderQty: a tenth of maxOrderQty (BTCUSDT live: 1190 / 119)."""
+        return self.max_qty / 10
+
+    def band(self, mark: Decimal) -> tuple[Decimal, Decimal]:
+        """(minimum sell, maximum buy) price of the futures price limit (set-price-limit.mdx).
+
+        With index = mark and no order-book premium the formula reduces to mark × (1 ∓ X).
+        """
+        return (self.round_price(mark * (1 - self.price_limit_x), up=True),
+                self.round_price(mark * (1 + self.price_limit_x)))
 
     @property
     def base_coin(self) -> str:
@@ -83,7 +98,7 @@ def instrument_row(inst: Instrument) -> dict[str, Any]:
             "minOrderQty": str(inst.min_qty),
             "qtyStep": str(inst.qty_step),
             "postOnlyMaxOrderQty": fmt(inst.max_qty),
-            "maxMktOrderQty": fmt(inst.max_qty / 10),
+            "maxMktOrderQty": fmt(inst.max_mkt_qty),
             "minNotionalValue": fmt(inst.min_notional),
         },
         "unifiedMarginTrade": True,
@@ -94,6 +109,6 @@ def instrument_row(inst: Instrument) -> dict[str, Any]:
         "lowerFundingRate": "-0.005",
         "isPreListing": False,
         "preListingInfo": None,
-        "riskParameters": {"priceLimitRatioX": "0.01", "priceLimitRatioY": "0.02"},
+        "riskParameters": {"priceLimitRatioX": fmt(inst.price_limit_x), "priceLimitRatioY": fmt(inst.price_limit_y)},
         "displayName": "",
     }

@@ -37,6 +37,7 @@ class Order:
     closed_pnl: Decimal = ZERO
     cancel_type: str = "UNKNOWN"
     reject_reason: str = "EC_NoError"
+    skip_new: bool = False   # fault: no New push, its first execution is pushed before the order
 
     @property
     def leaves_qty(self) -> Decimal:
@@ -76,6 +77,7 @@ class Execution:
     closed_size: Decimal
     exec_pnl: Decimal
     seq: int
+    ordinal: int = 0   # internal total order (paging key): one match event's fills share ``seq``
 
 
 @dataclass

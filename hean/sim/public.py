@@ -50,7 +50,8 @@ class PublicFeed:
         self._book_u[symbol] += 1
         ex = self.exchange
         return {"topic": f"orderbook.1.{symbol}", "type": "snapshot", "ts": now,
-                "data": {"s": symbol, "b": [[fmt(ex.bid(symbol)), "1"]], "a": [[fmt(ex.ask(symbol)), "1"]],
+                "data": {"s": symbol, "b": [[fmt(ex.bid(symbol)), fmt(ex.book.available(symbol, ex.bid(symbol)))]],
+                         "a": [[fmt(ex.ask(symbol)), fmt(ex.book.available(symbol, ex.ask(symbol)))]],
                          "u": self._book_u[symbol], "seq": self._book_u[symbol]}, "cts": now}
 
     def snapshot(self, conn: Connection, topic: str) -> None:

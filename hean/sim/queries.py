@@ -69,7 +69,7 @@ def order_key(order: Order) -> tuple[int, int]:
 
 
 def exec_key(execution: Execution) -> tuple[int, int]:
-    return execution.exec_time_ms, execution.seq
+    return execution.exec_time_ms, execution.ordinal
 
 
 def select_orders(orders: Sequence[Order], params: dict[str, Any], *, history: bool, now_ms: int,

@@ -13,9 +13,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from hean.sim import control, livecontrol
+from hean.sim.book import Book
 from hean.sim.exchange import Exchange
 from hean.sim.faults import Faults
 from hean.sim.instruments import instrument_for
+from hean.sim.latency import NetworkDelay
 from hean.sim.metrics import SimMetrics
 from hean.sim.pricepath import PricePath
 from hean.sim.public import PublicFeed
@@ -38,23 +40,27 @@ class SimServer:
         instruments = {s: instrument_for(s, settings.initial_prices.get(s)) for s in settings.symbols}
         prices = PricePath(instruments, seed=settings.seed, volatility=settings.volatility,
                            csv_path=settings.price_csv)
+        self.faults = Faults(seed=settings.seed, ws_drop_every_s=settings.ws_drop_every_s)
         self.exchange = Exchange(
             instruments, prices, self.clock, seed=settings.seed, initial_balance=settings.initial_balance,
             taker_fee=settings.taker_fee, maker_fee=settings.maker_fee, slippage_bps=settings.slippage_bps,
             leverage=settings.leverage, max_fill_qty_per_tick=settings.max_fill_qty_per_tick,
             created_time_resets=settings.created_time_resets, report_open_time=settings.report_open_time,
+            book=Book(instruments, default_notional=settings.book_level_notional, depth=settings.book_depth),
+            push_faults=self.faults.push,
         )
-        self.faults = Faults(seed=settings.seed, ws_drop_every_s=settings.ws_drop_every_s)
         self.limiter = RateLimiter(settings.rate_limit_scale, settings.public_rate_limit)
         secret = settings.api_secret.get_secret_value()
-        self.public_hub = WsHub("public", self.metrics, self.clock)
-        self.private_hub = private_hub(self.metrics, self.clock, settings.api_key, secret)
+        self.delay = NetworkDelay(rest_ms=settings.rest_delay_ms, ws_ms=settings.ws_delay_ms,
+                                  jitter=settings.delay_jitter, seed=settings.seed)
+        self.public_hub = WsHub("public", self.metrics, self.clock, self.delay.ws)
+        self.private_hub = private_hub(self.metrics, self.clock, settings.api_key, secret, self.delay.ws)
         self.feed = PublicFeed(self.exchange, self.public_hub, settings.seed)
         self.exchange.listeners.append(self._on_exchange_event)
         self._stopping = asyncio.Event()
         self.rest = RestApi(self.exchange, self.clock, api_key=settings.api_key, api_secret=secret,
                             limiter=self.limiter, faults=self.faults, metrics=self.metrics,
-                            stopping=self._stopping)
+                            stopping=self._stopping, delay=self.delay.rest)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = 0
@@ -66,6 +72,9 @@ class SimServer:
 
     def _on_exchange_event(self, topic: str, items: list[dict[str, Any]]) -> None:
         push_private(self.private_hub, topic, items)
+        if self.faults.push.take_duplicate(topic):
+            self.metrics.faults.labels(kind="duplicate_push").inc()
+            push_private(self.private_hub, topic, items)
         if topic == "execution":
             for item in items:
                 self.metrics.executions.labels(symbol=item["symbol"], exec_type=item["execType"]).inc()

@@ -21,7 +21,10 @@ class SimSettings(BaseModel):
         tick_interval_s: period of one price-path step; public WS pushes on each step.
         volatility: per-step GBM sigma of the random walk.
         price_csv: optional replay file with columns ts_ms,symbol,price (replaces the walk).
-        slippage_bps: market orders fill this many basis points beyond the touch.
+        slippage_bps: a market order's IOC limit this many bps beyond the touch; None (default) = the
+            price-band edge, Bybit's own slippage threshold (both capped by the band).
+        book_level_notional: USDT notional resting at each price level (depth = notional / price).
+        book_depth: qty per level for given symbols (overrides the notional; ``/sim/book`` at runtime).
         taker_fee / maker_fee: fee rates charged on each execution.
         leverage: leverage used for initial-margin checks and position rows.
         rate_limit_scale: multiplies every per-endpoint limit (tests use e.g. 100).
@@ -35,6 +38,10 @@ class SimSettings(BaseModel):
         report_open_time: serve ``openTime``; False makes it always 0 (a client's fallback path).
         uid: the account's UID, as `/v5/user/query-api` reports it (`userID`); deterministic per
             venue so state files bound to it survive a simulator restart.
+        rest_delay_ms: one-way network delay of a REST call, paid on the request and again on the
+            reply (0 = none, for benchmarks).
+        ws_delay_ms: one-way delay of every WS frame, both directions; order per connection is kept.
+        delay_jitter: each delay is drawn from ms × uniform(1 - jitter, 1 + jitter), seeded.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -49,7 +56,9 @@ class SimSettings(BaseModel):
     tick_interval_s: float = 0.1
     volatility: float = 0.0005
     price_csv: str | None = None
-    slippage_bps: Decimal = Decimal("1")
+    slippage_bps: Decimal | None = None
+    book_level_notional: Decimal = Decimal("250000")
+    book_depth: dict[str, Decimal] = {}
     taker_fee: Decimal = Decimal("0.00055")
     maker_fee: Decimal = Decimal("0.0002")
     leverage: Decimal = Decimal("10")
@@ -61,3 +70,6 @@ class SimSettings(BaseModel):
     created_time_resets: bool = False
     report_open_time: bool = True
     uid: int = 1
+    rest_delay_ms: float = 5.0
+    ws_delay_ms: float = 5.0
+    delay_jitter: float = 0.4

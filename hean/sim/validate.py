@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from hean.sim.envelope import param_error
+from hean.sim.envelope import SimError, param_error
 from hean.sim.instruments import Instrument
 
 LINK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
@@ -30,6 +30,8 @@ class OrderRequest:
     order_link_id: str
     reduce_only: bool
     close_on_trigger: bool
+    slippage_type: str = ""           # market orders: "TickSize" | "Percent" | "" (venue default)
+    slippage: Decimal | None = None
 
 
 def require_category(params: dict[str, Any]) -> None:
@@ -131,7 +133,29 @@ def parse_order(params: dict[str, Any], instruments: dict[str, Instrument]) -> O
     reduce_only = as_bool(params, "reduceOnly")
     close_on_trigger = as_bool(params, "closeOnTrigger")
     check_filters(inst, qty, price)
-    return OrderRequest(symbol, side, order_type, qty, price, tif, link_id, reduce_only, close_on_trigger)
+    if order_type == "Market" and qty > inst.max_mkt_qty:
+        # Live wording (pybit #244, #284): qty and limit scaled by 1e8, retCode 10001.
+        raise param_error("The number of contracts exceeds maximum limit allowed: too large, "
+                          f"order_qty:{int(qty * 10**8)} > max_qty:{int(inst.max_mkt_qty * 10**8)}")
+    slippage_type, slippage = _slippage(params, order_type)
+    return OrderRequest(symbol, side, order_type, qty, price, tif, link_id, reduce_only, close_on_trigger,
+                        slippage_type, slippage)
+
+
+def _slippage(params: dict[str, Any], order_type: str) -> tuple[str, Decimal | None]:
+    """slippageToleranceType/slippageTolerance (create-order.mdx): TickSize 1..10000 int, Percent 0.01..10."""
+    kind = as_str(params, "slippageToleranceType")
+    value = as_decimal(params, "slippageTolerance")
+    if not kind and value is None:
+        return "", None
+    if order_type != "Market" or kind not in ("TickSize", "Percent") or value is None:
+        raise param_error("params error: slippageToleranceType/slippageTolerance invalid")
+    ok = (value == value.to_integral_value() and 1 <= value <= 10_000) if kind == "TickSize" \
+        else (Decimal("0.01") <= value <= 10 and value == value.quantize(Decimal("0.01")))
+    if not ok:   # error.mdx: 110108 / 110109
+        raise SimError(110108, "Allowable range: 1 to 10000 tick size") if kind == "TickSize" \
+            else SimError(110109, "Allowable range: 0.01% to 10%")
+    return kind, value
 
 
 def check_filters(inst: Instrument, qty: Decimal, price: Decimal | None) -> None:

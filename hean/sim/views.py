@@ -120,6 +120,16 @@ def ws_execution(e: Execution) -> dict[str, Any]:
     return row
 
 
+def ws_fast_execution(e: Execution) -> dict[str, Any]:
+    """The short execution.fast item (fast-execution.mdx); a maker fill's orderLinkId is always ""."""
+    return {
+        "category": "linear", "symbol": e.symbol, "orderId": e.order_id, "isMaker": e.is_maker,
+        "orderLinkId": "" if e.is_maker else e.order_link_id, "execId": e.exec_id,
+        "execPrice": fmt(e.exec_price), "execQty": fmt(e.exec_qty), "side": e.side,
+        "execTime": str(e.exec_time_ms), "seq": e.seq,
+    }
+
+
 def position_row(ex: Exchange, pos: Position) -> dict[str, Any]:
     """The REST position row (§2.7); size is positive, direction is in side."""
     size = abs(pos.size)

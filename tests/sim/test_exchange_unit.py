@@ -87,7 +87,7 @@ def test_events_emitted_in_order() -> None:
     topics: list[str] = []
     ex.listeners.append(lambda topic, items: topics.append(topic))
     ex.place_order(req("Buy", "0.1"))
-    assert topics == ["execution", "order", "position", "wallet"]
+    assert topics == ["execution.fast", "order", "execution", "position", "wallet"]
 
 
 def test_parse_order_rejects_hedge_position_idx() -> None:

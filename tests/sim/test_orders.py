@@ -89,9 +89,10 @@ async def test_market_fill_updates_position_wallet_and_executions(client) -> Non
     body = await client.create(qty="0.1", orderLinkId="mkt-1")
     assert body["retCode"] == 0
     row = (await client.ok("GET", RT, "category=linear&orderLinkId=mkt-1"))["list"][0]
-    # touch = ask 50000.1, +1 bp slippage, rounded up to tick 0.1
-    fill = (Decimal("50000.1") * Decimal("1.0001")).quantize(Decimal("0.1"), rounding="ROUND_CEILING")
+    # a deep book fills at the touch (ask 50000.1); the order's price is its IOC limit: the band edge
+    fill = Decimal("50000.1")
     assert row["orderStatus"] == "Filled" and Decimal(row["avgPrice"]) == fill
+    assert Decimal(row["price"]) == Decimal("50500") and row["timeInForce"] == "IOC"
     execs = (await client.ok("GET", "/v5/execution/list", "category=linear&orderLinkId=mkt-1"))["list"]
     assert len(execs) == 1
     e = execs[0]
