@@ -102,9 +102,8 @@ class AccountMixin:
                     # Publishing now could show a deposit as profit (or a withdrawal as a loss):
                     # hold the reading; risk sees the equity age grow instead.
                     self.m.transfer_check_failures.inc()
+                    # (Fills are not held back by this: the catch-up still succeeds.)
                     log.warning("transaction log unreadable: equity reading held", extra={"error": str(exc)[:200]})
-                    if read_transfers:
-                        raise
                     return False
             self.last_balance = balance
             self.executions_at_last_balance = self.executions_recorded
