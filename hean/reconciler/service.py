@@ -1,11 +1,14 @@
 """`hean run reconciler`: the account as the exchange sees it, on the bus, with no fill missed or doubled.
 
-Inputs: the private WS (order, execution, position, wallet) and REST catch-ups (open orders,
+Inputs: the private WS (order, execution, position, wallet), a wallet+positions poll every
+`reconciler.account_poll_s` while any position is open (hean.reconciler.account), and REST catch-ups (open orders,
 executions since the last one seen minus `margin_s`, positions, wallet) on start, on every WS
 (re)connect, every `reconciler.interval_s`, on a sequence gap in the executor's `order.*` stream,
 and on doubt (an order whose cumExecQty the ledger cannot account for). Every execution goes into
 the SQLite ledger (`<data_dir>/reconciler.sqlite`) keyed by execId; only `Trade` rows are published
-as fills, each once (see hean.reconciler.ledger for the exact guarantee across kill -9).
+as fills, each once (see hean.reconciler.ledger for the exact guarantee across kill -9). The
+ledger is bound to the exchange account (hean.statefile) before it opens: another account's
+file refuses the start (exit 78). Transfers go out as `account.transfer` before the equity.
 
 While a catch-up triggered by a gap (start, reconnect, bus gap, doubt) runs, `reconcile.status`
 says reconciling=true (the executor then sends only reduce-only orders); periodic catch-ups do not.
@@ -13,7 +16,9 @@ says reconciling=true (the executor then sends only reduce-only orders); periodi
 Metrics (hean_reconciler_*): catchups_total{trigger}, catchup_failures_total{trigger},
 fills_total{source=ws|rest}, executions_total{exec_type}, last_catchup_duration_seconds,
 last_success_timestamp_seconds, seconds_since_last_success, reconciling, mismatches,
-foreign_total{kind=order|position}, alerts_total{kind}, replayed_total. WS reconnects:
+foreign_total{kind=order|position}, alerts_total{kind}, replayed_total, stale_reports_total{kind}
+(older or repeated position/order/equity reports not published), account_polls_total{result},
+transfers_total{direction}, transfer_check_failures_total. WS reconnects:
 hean_ws_reconnects_total{name="private"}.
 """
 
@@ -38,8 +43,9 @@ from hean.ids import is_hean_link_id
 from hean.lifecycle import Service
 from hean.reconciler.account import AccountMixin
 from hean.reconciler.catchup import CatchupMixin
-from hean.reconciler.diff import ForeignSeen, MismatchTracker, is_fill
-from hean.reconciler.events import fill_event, flat_position, order_event, order_from_execution
+from hean.reconciler.fills import FillsMixin
+from hean.reconciler.diff import ForeignSeen, MismatchTracker
+from hean.reconciler.events import flat_position, order_event
 from hean.reconciler.ledger import Ledger
 from hean.reconciler.metrics import ReconcilerMetrics
 from hean.reconciler.ordering import OrderVersion, OrderVersions, PositionVersion
@@ -53,11 +59,10 @@ DOUBT_DELAY_S = 1.0       # an order update may overtake its execution message; 
 RETRY_S = 2.0             # a failed catch-up is retried this soon (capped by interval_s)
 CLOCK_WATCH_S = 0.1
 CLOCK_RESYNC_S = 1.0
-REPLAY_WINDOW_S = 5.0     # at start, re-publish fills the previous run marked in its last seconds
 GAP_TRIGGERS = frozenset({"start", "reconnect", "bus_gap", "doubt"})
 
 
-class ReconcilerService(CatchupMixin, AccountMixin, Service):
+class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
     name = "reconciler"
 
     def __init__(self, settings: HeanSettings, registry: CollectorRegistry = REGISTRY) -> None:
@@ -196,58 +201,6 @@ class ReconcilerService(CatchupMixin, AccountMixin, Service):
         asyncio.get_running_loop().call_later(delay, self.request, trigger)
 
     # --- publishing -------------------------------------------------------------------------
-    async def publish_fill(self, row: dict[str, Any], source: str, *, replay: bool = False) -> None:
-        """Publish one recorded Trade row, then mark it; a row already on its way is skipped."""
-        assert self.ledger is not None
-        exec_id = str(row["execId"])
-        if exec_id in self._inflight:
-            return
-        self._inflight.add(exec_id)
-        try:
-            await self.publish(topics.fill(str(row.get("symbol"))), ET.ORDER_FILLED.value,
-                               fill_event(row, source, replay=replay))
-            self.ledger.mark_published([exec_id])
-            self.m.fills.labels(source).inc()
-        finally:
-            self._inflight.discard(exec_id)
-
-    async def publish_pending(self, *, replay: bool = False) -> None:
-        """Publish rows recorded but never marked (kill -9 after insert, or a failed publish).
-
-        At start-up (`replay=True`) such a row may already have gone out just before the kill, so
-        it is flagged as a replay.
-        """
-        assert self.ledger is not None
-        for row, source in self.ledger.pending():
-            if str(row.get("execId")) in self._inflight:
-                continue
-            await self.publish_fill(row, source, replay=replay)
-            if replay:
-                self.m.republished.inc()
-
-    async def replay_tail(self) -> None:
-        """Re-publish the previous run's last few seconds of fills: its socket may have died holding them."""
-        assert self.ledger is not None
-        rows = self.ledger.recent_published(REPLAY_WINDOW_S)
-        for row, source in rows:
-            await self.publish(topics.fill(str(row.get("symbol"))), ET.ORDER_FILLED.value,
-                               fill_event(row, source, replay=True))
-            self.m.republished.inc()
-        if rows:
-            log.info("re-published the tail of the previous run's fills", extra={"fills": len(rows),
-                                                                                "window_s": REPLAY_WINDOW_S})
-
-    async def record(self, rows: list[dict[str, Any]], source: str) -> None:
-        assert self.ledger is not None
-        for row in self.ledger.insert_many(rows, source):
-            self.executions_recorded += 1
-            self.m.executions.labels(str(row.get("execType"))).inc()
-            if is_fill(row):
-                await self.publish_fill(row, source)
-                # A foreign order filled while the WS was down is seen only here, never as an open order.
-                if row.get("orderId") and not is_hean_link_id(str(row.get("orderLinkId") or "")):
-                    await self.flag_foreign("order", str(row["orderId"]), order_from_execution(row))
-
     async def publish_status(self) -> None:
         await self.publish(topics.reconcile("status"), ET.RECONCILE_STATUS.value,
                            {"reconciling": self.reconciling, "trigger": self.status_trigger,
