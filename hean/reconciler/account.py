@@ -33,6 +33,7 @@ ET = topics.EventType
 PATH_TRANSACTION_LOG = "/v5/account/transaction-log"
 TRANSFER_TYPES = {"TRANSFER_IN": 1, "TRANSFER_OUT": -1}
 TRANSACTION_PAGE_LIMIT = 50
+CLOCK_RESET_MS = 60_000   # a reading this much older than the last is a clock reset, not a late reply
 
 
 def transfer_of(item: dict[str, Any], sign: int) -> tuple[str, str, str, int] | None:
@@ -89,7 +90,8 @@ class AccountMixin:
         assert self.client is not None
         ts = ts_ms if ts_ms is not None else self.client.server_time_ms()
         async with self.account_lock:
-            if self.equity is not None and ts < int(self.equity["ts_ms"]):
+            held = None if self.equity is None else int(self.equity["ts_ms"])
+            if held is not None and held - CLOCK_RESET_MS < ts < held:   # (far older: the clock was reset)
                 self.m.stale.labels("equity").inc()
                 return False
             balance = Decimal(dec(account.get("totalWalletBalance")))

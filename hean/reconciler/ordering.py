@@ -46,7 +46,13 @@ class PositionVersion:
         if other is None:
             return False
         if self.seq is not None and other.seq is not None and self.seq != other.seq:
-            return self.seq < other.seq
+            if self.seq > other.seq:
+                return False
+            # A lower seq with a strictly later updatedTime cannot be an old report: the counter
+            # was reset (a restarted simulator, an exchange migration). Take it, or the symbol
+            # would be stuck on the old state for good.
+            return not (self.updated_ms is not None and other.updated_ms is not None
+                        and self.updated_ms > other.updated_ms)
         if self.updated_ms is not None and other.updated_ms is not None:
             return self.updated_ms < other.updated_ms
         return False

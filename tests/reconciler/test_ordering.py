@@ -16,13 +16,17 @@ def _pos(seq, updated):
 
 
 def test_position_versions_order_by_seq_then_updated_time():
-    assert _pos(5, 100).older_than(_pos(6, 50))           # seq decides, whatever the times say
-    assert not _pos(7, 50).older_than(_pos(6, 100))
+    assert _pos(5, 50).older_than(_pos(6, 100))           # seq decides
+    assert not _pos(7, 50).older_than(_pos(6, 100))       # a higher seq is never older
     assert _pos(6, 100).older_than(_pos(6, 200))          # same seq (funding moved updatedTime)
+    assert _pos(5, 100).older_than(_pos(6, 100))
     assert not _pos(6, 200).older_than(_pos(6, 200))      # the same report again is not older
     assert _pos("9", 1).older_than(_pos(10, 1))           # seq as a string (SPEC §7.3)
     assert _pos(-1, 100).older_than(_pos(3, 200))         # -1 (never traded): only the time is compared
     assert not _pos(None, 100).older_than(None)
+    # A lower seq that is also later in time is a reset counter (a restarted venue), not an old report.
+    assert not _pos(3, 500).older_than(_pos(900, 400))
+    assert _pos(3, 400).older_than(_pos(900, 400))
 
 
 def _order(status, cum, updated):
