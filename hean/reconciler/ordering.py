@@ -6,7 +6,8 @@ WS reported that fill. Publishing whatever came last would roll the account back
 every report is ordered by the exchange's own counters and an older one never replaces a newer.
 
 Positions: `seq` (the sequence of the last transaction on the position), then `updatedTime`
-(which also moves at funding and on order pushes without a new `seq`).
+(which also moves at funding and on order pushes without a new `seq`). A lower `seq` that is
+also later in time can only be a reset counter, and is taken.
 Orders: a final status (Filled, Cancelled, ...) never goes back to an open one, `cumExecQty`
 never shrinks, `updatedTime` never goes back, and a report that changes neither status nor
 filled quantity is a repeat (the documented double `Filled` push, a duplicated push, the REST
