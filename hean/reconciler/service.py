@@ -230,7 +230,11 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
 
     # --- inbound ----------------------------------------------------------------------------
     async def _on_ws(self, msg: dict[str, Any]) -> None:
-        kind = str(msg.get("topic", "")).split(".")[0]
+        topic = str(msg.get("topic", ""))
+        if topic.startswith("execution.fast"):
+            # Short items (no execType, no fee): never into the ledger, whose first row per execId wins.
+            return
+        kind = topic.split(".")[0]
         items = msg.get("data")
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             log.warning("private ws message without a data list skipped", extra={"topic": msg.get("topic")})
