@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from decimal import Decimal
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hean.reconciler.diff import (LedgerFill, MismatchTracker, baseline_for, catchup_start_ms, check_position,
@@ -105,6 +105,7 @@ _exec_rows = st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["BTCUSDT", 
                                 st.integers(0, 100)), max_size=40)
 
 
+@settings(deadline=None, max_examples=60)   # real SQLite files: no per-example deadline on a loaded machine
 @given(_exec_rows, st.integers(-1, 101))
 def test_running_totals_equal_a_sum_over_the_whole_history(tmp_path_factory, rows, upto):
     """The position check reads running totals, not history: they must equal summing every row,
