@@ -159,6 +159,8 @@ class ReconcilerSettings(_Section):
     lookback_s: on a fresh ledger, how far back the first catch-up reads.
     state_republish_s: positions/equity re-published this often for late joiners.
     mismatch_escalate_after: catch-ups a mismatch may survive before it escalates.
+    account_poll_s: while any position is open, wallet and positions are read by REST this often
+    (Bybit's wallet stream does not push on unrealised-PnL moves); nothing is polled while flat.
     """
 
     interval_s: PositiveFloat = 60.0
@@ -166,6 +168,7 @@ class ReconcilerSettings(_Section):
     lookback_s: PositiveFloat = 3600.0
     state_republish_s: PositiveFloat = 1.0
     mismatch_escalate_after: Annotated[int, Field(ge=1)] = 3
+    account_poll_s: PositiveFloat = 1.0
 
 
 class WsSettings(_Section):

@@ -43,9 +43,12 @@ async def test_private_ws_drops_while_filling_every_fill_published_exactly_once(
             # Reconnects that land while a catch-up runs are merged into the next one, so >= 1, not == 3.
             assert metric(samples, "hean_reconciler_catchups_total", trigger="reconnect") >= 1
             assert samples.get('hean_ws_reconnects_total{name="private"}', 0) >= 3
-            # Each reconnect catch-up announced reconciling=true and then cleared it.
-            reconnects = [e.data for e in listener.of_type("RECONCILE_STATUS") if e.data["trigger"] == "reconnect"]
-            assert any(d["reconciling"] for d in reconnects) and not reconnects[-1]["reconciling"]
+            # Each reconnect catch-up announced reconciling=true and then cleared it (its final status
+            # follows its fills, after positions and wallet: wait for it).
+            def reconnects() -> list[dict]:
+                return [e.data for e in listener.of_type("RECONCILE_STATUS") if e.data["trigger"] == "reconnect"]
+            await async_wait_for(lambda: not reconnects()[-1]["reconciling"], 20, "the reconnect catch-up to finish")
+            assert any(d["reconciling"] for d in reconnects())
         finally:
             proc.kill()
             await listener.close()

@@ -6,17 +6,25 @@
    run: a bare client paging the same N executions from the exchange (no ledger, no bus); the ratio
    is what recording and publishing exactly once costs on top of fetching.
 2. Feed: WS frame in -> tick published, p50/p99, from each tick's `recv_ts_ns` to its envelope `ts_ns`.
+3. Ledger size: a periodic catch-up (whole, against the simulator) and its position check alone,
+   and one fill (record + publish + mark, then the doubt check's exec_qty_for_order), at 10^3
+   and 10^6 ledger rows (built by direct SQLite inserts). Baseline, same run: the position check
+   as it was before running totals (load and sum every fill of the symbols). The ratios
+   10^6 / 10^3 are the figure: history must not make the reconciler slower.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import statistics
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry
 
 from hean.bus import BusStats, Event, Subscriber
@@ -30,6 +38,8 @@ from hean.config import (
 from hean.exchange.bybit import BybitRestClient
 from hean.feed.service import FeedService
 from hean.lifecycle import Service
+from hean.reconciler.diff import sum_fills
+from hean.reconciler.ledger import Ledger
 from hean.reconciler.service import ReconcilerService
 from hean.sim.server import SimServer
 from hean.sim.settings import SimSettings
@@ -37,6 +47,8 @@ from hean.sim.validate import OrderRequest
 
 FILL_COUNTS = (100, 1000)
 FEED_TICKS = 2000
+LEDGER_SIZES = (1_000, 1_000_000)
+CATCHUPS, CHECKS, FILLS = 15, 50, 200
 
 
 def _settings(tmp: Path, sim: SimServer) -> HeanSettings:
@@ -142,8 +154,90 @@ async def _feed_bench(sim: SimServer, settings: HeanSettings) -> dict[str, float
             "feed_frame_to_publish_p99_us": round(lat[int(len(lat) * 0.99) - 1], 1)}
 
 
+def _build_ledger(path: Path, rows: int, now_ms: int) -> None:
+    """`rows` old BTCUSDT fills, netting to flat, inserted straight into SQLite (fast, untimed)."""
+    Ledger(path).close()                      # the schema, with its indexes
+    db = sqlite3.connect(str(path), isolation_level=None)
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("BEGIN")
+    start = now_ms - 30 * 24 * 3600 * 1000
+
+    def gen():  # type: ignore[no-untyped-def]
+        for i in range(rows):
+            side = "Buy" if i % 2 == 0 else "Sell"
+            raw = orjson.dumps({"execId": f"x{i}", "execType": "Trade", "symbol": "BTCUSDT", "side": side,
+                                "execQty": "0.001", "execPrice": "50000", "execTime": str(start + i),
+                                "orderId": f"o{i}", "orderLinkId": f"h-bench-{i}"})
+            # Marked long ago (10 ms apart), so a start-up replays only the last few seconds of them.
+            yield (f"x{i}", "Trade", "BTCUSDT", side, "0.001", start + i, f"o{i}", f"h-bench-{i}", "rest", raw,
+                   1 + i * 10_000_000, 0)
+    db.executemany("INSERT INTO executions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", gen())
+    db.execute("COMMIT")
+    db.close()
+
+
+def _median_s(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+async def _ledger_bench(sim: SimServer, tmp: Path) -> dict[str, float]:
+    results: dict[str, float] = {}
+    for rows in LEDGER_SIZES:
+        # Ten minutes on: the executions of the benchmarks before are outside every catch-up window,
+        # so each catch-up reads the same (nothing new) from the exchange at both ledger sizes.
+        sim.clock_offset_ms += 10 * 60 * 1000
+        settings = _settings(tmp / f"ledger{rows}", sim)
+        path = settings.data_dir / "reconciler.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _build_ledger(path, rows, sim.clock())
+        service = ReconcilerService(settings, CollectorRegistry())
+        task = await _serve(service)           # opening re-sums the ledger once (rows added behind its back)
+        try:
+            await _until(lambda: not service.reconciling, 120, "start-up catch-up")
+            assert service.ledger is not None and service.client is not None
+            catchups = []
+            for _ in range(CATCHUPS):
+                started = time.perf_counter()
+                assert await service.catchup("periodic", gap=False)
+                catchups.append(time.perf_counter() - started)
+            by_symbol, ts_ms = await service.read_positions()
+            checks = []
+            for _ in range(CHECKS):
+                started = time.perf_counter()
+                await service.check_positions(by_symbol, ts_ms)
+                checks.append(time.perf_counter() - started)
+            symbols = set(settings.symbols)
+            started = time.perf_counter()
+            fills = service.ledger.fills(symbols)
+            for symbol in symbols:
+                sum_fills(symbol, None, fills)
+            full_scan = time.perf_counter() - started
+            fill_costs = []
+            for i in range(FILLS):
+                row = {"execId": f"bench-{rows}-{i}", "execType": "Trade", "symbol": "BTCUSDT", "side": "Buy",
+                       "execQty": "0.001", "execPrice": "50000", "execTime": str(sim.clock()),
+                       "orderId": f"bench-o-{i}", "orderLinkId": f"h-bench-new-{i}"}
+                started = time.perf_counter()
+                await service.record([row], "ws")
+                service.ledger.exec_qty_for_order(row["orderId"])
+                fill_costs.append(time.perf_counter() - started)
+        finally:
+            service.should_exit.set()
+            await task
+        tag = f"{rows:.0e}".replace("+0", "")
+        results[f"ledger_{tag}_catchup_ms"] = round(_median_s(catchups) * 1000, 3)
+        results[f"ledger_{tag}_position_check_ms"] = round(_median_s(checks) * 1000, 3)
+        results[f"ledger_{tag}_fill_us"] = round(_median_s(fill_costs) * 1e6, 1)
+        results[f"ledger_{tag}_old_full_scan_check_ms"] = round(full_scan * 1000, 3)
+    small, big = (f"{n:.0e}".replace("+0", "") for n in LEDGER_SIZES)
+    for what in ("catchup_ms", "position_check_ms", "fill_us", "old_full_scan_check_ms"):
+        results[f"ledger_{big}_vs_{small}_{what.rsplit('_', 1)[0]}"] = round(
+            results[f"ledger_{big}_{what}"] / max(results[f"ledger_{small}_{what}"], 1e-9), 2)
+    return results
+
+
 async def run(json_out: bool) -> dict[str, Any]:
-    """Run both benchmarks (well under 60 s) and return the figures; print them too."""
+    """Run the benchmarks (about a minute; building the 10^6-row ledger is most of it); print the figures."""
     sim = SimServer(SimSettings(rate_limit_scale=1000.0, tick_interval_s=0.005, volatility=0.001,
                                 initial_balance=Decimal("10000000")))
     await sim.start()
@@ -153,10 +247,11 @@ async def run(json_out: bool) -> dict[str, Any]:
             results: dict[str, Any] = {}
             results.update(await _reconnect_bench(sim, settings))
             results.update(await _feed_bench(sim, settings))
+            results.update(await _ledger_bench(sim, Path(tmp)))
     finally:
         await sim.stop()
     for key, value in results.items():
-        print(f"{key:40s} {value}")
+        print(f"{key:48s} {value}")
     return results
 
 

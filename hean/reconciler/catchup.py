@@ -11,8 +11,8 @@ import orjson
 
 from hean import topics
 from hean.exchange.bybit import ExchangeUnavailable
-from hean.reconciler.diff import baseline_for, catchup_start_ms, check_position, signed_size
-from hean.reconciler.events import flat_position, position_event
+from hean.reconciler.diff import catchup_start_ms, position_check, signed_size
+from hean.reconciler.events import flat_position
 
 if TYPE_CHECKING:
     from hean.reconciler.service import ReconcilerService
@@ -43,8 +43,11 @@ class CatchupMixin:
             await self.record(rows, "rest")
             await self.publish_pending()
             recovered = int(self.m.fills.labels("rest")._value.get() - before)
-            await self.check_positions(await self.client.positions())
-            await self.publish_equity(await self.client.wallet())
+            await self.check_positions(*await self.read_positions())
+            # Wallet first, then the transaction log up to now: every transfer inside this reading
+            # is published before it.
+            account, wallet_ms = await self.client.wallet_reading()
+            await self.offer_equity(account, wallet_ms, "rest", read_transfers=True)
         except ExchangeUnavailable as exc:
             self.m.catchup_failures.labels(trigger).inc()
             log.warning("catch-up failed; will retry", extra={"trigger": trigger, "error": str(exc)[:200]})
@@ -66,23 +69,22 @@ class CatchupMixin:
         raw = self.ledger.get_meta(BASELINE_KEY)
         return None if raw is None else dict(orjson.loads(raw))
 
-    async def check_positions(self: ReconcilerService, rows: list[dict[str, Any]]) -> None:
-        """Explain each position from the ledger; flag foreign ones; escalate lasting mismatches."""
+    async def check_positions(self: ReconcilerService, by_symbol: dict[str, dict[str, Any]], ts_ms: int) -> None:
+        """Explain each position from the ledger's running totals; flag foreign ones; escalate lasting mismatches."""
         assert self.ledger is not None
-        by_symbol = {str(r.get("symbol")): r for r in rows}
         symbols = set(self.settings.symbols) | set(by_symbol) | set(self.positions)
-        fills = self.ledger.fills(symbols)
         baselines = self._baselines()
         if baselines is None:
             # A fresh ledger: whatever the ledger cannot explain already existed before HEAN looked.
-            baselines = {s: str(baseline_for(signed_size(r), _updated(r), s, fills)) for s, r in by_symbol.items()}
+            baselines = {s: str(signed_size(r) - self.ledger.position_sums(s, _updated(r)).explained)
+                         for s, r in by_symbol.items()}
             self.ledger.set_meta(BASELINE_KEY, orjson.dumps(baselines).decode())
         mismatched = 0
         for symbol in sorted(symbols):
             row = by_symbol.get(symbol)
             exchange = signed_size(row) if row else Decimal(0)
-            check = check_position(symbol, exchange, _updated(row) if row else None,
-                                   Decimal(baselines.get(symbol, "0")), fills)
+            sums = self.ledger.position_sums(symbol, _updated(row) if row else None)
+            check = position_check(symbol, exchange, Decimal(baselines.get(symbol, "0")), sums)
             if check.mismatch != 0:
                 mismatched += 1
             if self.tracker.observe(symbol, check.mismatch != 0):
@@ -94,7 +96,10 @@ class CatchupMixin:
             else:
                 self.foreign_positions.discard(symbol)
                 self.foreign_seen.forget("position", symbol)
-            await self.publish_position(position_event(row, check.foreign) if row else flat_position(symbol))
+            if row is not None:
+                await self.offer_position(row, ts_ms, check.foreign)
+            elif symbol not in self.positions:
+                await self.publish_position(flat_position(symbol))
         self.m.mismatches.set(mismatched)
 
     async def _escalate(self: ReconcilerService, symbol: str, exchange: Decimal, explained: Decimal) -> None:

@@ -84,24 +84,46 @@ class PositionCheck:
         return self.exchange != 0 and self.hean != self.exchange
 
 
+@dataclass(frozen=True)
+class PositionSums:
+    """Signed sums of position-moving executions: all of them, and HEAN's own."""
+
+    explained: Decimal = ZERO
+    hean: Decimal = ZERO
+
+    def plus(self, delta: Decimal, is_hean: bool) -> PositionSums:
+        return PositionSums(self.explained + delta, self.hean + (delta if is_hean else ZERO))
+
+
+def moves_position(exec_type: str) -> bool:
+    return exec_type in POSITION_EXEC_TYPES
+
+
+def sum_fills(symbol: str, updated_ms: int | None, fills: Iterable[LedgerFill]) -> PositionSums:
+    """Sum the fills of `symbol` up to `updated_ms`: a fill after the position was read is not in it."""
+    sums = PositionSums()
+    for f in fills:
+        if f.symbol != symbol or not moves_position(f.exec_type):
+            continue
+        if updated_ms is not None and f.exec_time_ms > updated_ms:
+            continue
+        sums = sums.plus(signed_qty(f.side, f.qty), is_hean_link_id(f.order_link_id))
+    return sums
+
+
+def position_check(symbol: str, exchange_signed: Decimal, baseline: Decimal, sums: PositionSums) -> PositionCheck:
+    return PositionCheck(symbol, exchange_signed, baseline + sums.explained, sums.hean)
+
+
 def check_position(symbol: str, exchange_signed: Decimal, updated_ms: int | None, baseline: Decimal,
                    fills: Iterable[LedgerFill]) -> PositionCheck:
     """Explain the exchange's position from the ledger.
 
     Only executions up to the position's `updatedTime` are counted: a fill that landed after the
-    position was read must not show up as a mismatch.
+    position was read must not show up as a mismatch. (The service gets the same sums from the
+    ledger's running totals, without reading history: see Ledger.position_sums.)
     """
-    explained, hean = baseline, ZERO
-    for f in fills:
-        if f.symbol != symbol or f.exec_type not in POSITION_EXEC_TYPES:
-            continue
-        if updated_ms is not None and f.exec_time_ms > updated_ms:
-            continue
-        delta = signed_qty(f.side, f.qty)
-        explained += delta
-        if is_hean_link_id(f.order_link_id):
-            hean += delta
-    return PositionCheck(symbol, exchange_signed, explained, hean)
+    return position_check(symbol, exchange_signed, baseline, sum_fills(symbol, updated_ms, fills))
 
 
 def baseline_for(exchange_signed: Decimal, updated_ms: int | None, symbol: str,

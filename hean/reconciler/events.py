@@ -49,20 +49,40 @@ def order_event(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def position_event(row: dict[str, Any], foreign: bool) -> dict[str, Any]:
-    """REST rows carry `avgPrice`, WS rows `entryPrice` (SPEC §4.5)."""
+def order_from_execution(row: dict[str, Any]) -> dict[str, Any]:
+    """An order's identity as an execution row tells it (for flagging an order seen only by its fills)."""
+    link = str(row.get("orderLinkId") or "")
+    return {
+        "order_id": str(row.get("orderId") or ""), "order_link_id": link, "intent_id": intent_id_of(link),
+        "symbol": str(row.get("symbol") or ""), "side": str(row.get("side") or ""), "order_status": "",
+        "qty": dec(row.get("orderQty")), "cum_exec_qty": dec(row.get("execQty")), "avg_price": dec(row.get("execPrice")),
+        "reduce_only": False, "updated_time_ms": _int(row.get("execTime")),
+    }
+
+
+def position_event(row: dict[str, Any], foreign: bool, ts_ms: int | None = None) -> dict[str, Any]:
+    """REST rows carry `avgPrice`, WS rows `entryPrice` (SPEC §4.5).
+
+    `ts_ms` is the exchange time of the message the row came in (WS `creationTime`, REST envelope
+    `time`); `seq`/`updated_time_ms` order reports of the same position (hean.reconciler.ordering).
+    """
     size = dec(row.get("size"))
+    seq = _int(row.get("seq"))
     return {
         "symbol": str(row.get("symbol") or ""), "side": str(row.get("side") or "") if Decimal(size) else "",
         "size": size, "avg_price": dec(row.get("avgPrice", row.get("entryPrice"))),
         "unrealised_pnl": dec(row.get("unrealisedPnl")), "created_time_ms": _int(row.get("createdTime")),
         "updated_time_ms": _int(row.get("updatedTime")), "foreign": foreign,
+        "mark_price": dec(row.get("markPrice")), "seq": seq if seq is None or seq >= 0 else None,
+        "open_time_ms": _int(row.get("openTime")), "ts_ms": ts_ms,
     }
 
 
 def flat_position(symbol: str) -> dict[str, Any]:
+    """What is published for a symbol never seen open (no exchange report behind it yet)."""
     return {"symbol": symbol, "side": "", "size": "0", "avg_price": "0", "unrealised_pnl": "0",
-            "created_time_ms": None, "updated_time_ms": None, "foreign": False}
+            "created_time_ms": None, "updated_time_ms": None, "foreign": False,
+            "mark_price": "0", "seq": None, "open_time_ms": None, "ts_ms": None}
 
 
 def dec_or_none(value: Any) -> str | None:
@@ -74,11 +94,21 @@ def dec_or_none(value: Any) -> str | None:
     return str(d) if d is not None and d.is_finite() else None
 
 
-def equity_event(account: dict[str, Any], ts_ms: int) -> dict[str, Any]:
-    # A missing equity must reach the risk governor as missing (counted as invalid), never as 0:
-    # zero equity is a 100 % drawdown and would latch HARD_STOP.
+def equity_event(account: dict[str, Any], ts_ms: int, *, published_ms: int | None = None,
+                 source: str = "rest") -> dict[str, Any]:
+    """EQUITY_UPDATE data. `ts_ms` is when the exchange produced the reading, never when it is re-sent.
+
+    A missing equity must reach the risk governor as missing (counted as invalid), never as 0:
+    zero equity is a 100 % drawdown and would latch HARD_STOP.
+    """
     return {
         "equity": dec_or_none(account.get("totalEquity")), "wallet_balance": dec(account.get("totalWalletBalance")),
         "available_balance": dec(account.get("totalAvailableBalance")),
         "unrealised_pnl": dec(account.get("totalPerpUPL")), "ts_ms": ts_ms,
+        "published_ms": ts_ms if published_ms is None else published_ms, "source": source,
     }
+
+
+def transfer_event(transfer_id: str, amount: str, currency: str, ts_ms: int) -> dict[str, Any]:
+    """TRANSFER data: `amount` signed (+ = into the account), the transaction log's id and time."""
+    return {"id": transfer_id, "amount": amount, "currency": currency, "ts_ms": ts_ms}

@@ -39,3 +39,14 @@ class ReconcilerMetrics:
         self.republished = Counter("hean_reconciler_replayed_total",
                                    "Fills published at start-up that an earlier run recorded but never marked",
                                    registry=registry)
+        self.stale = Counter("hean_reconciler_stale_reports_total",
+                             "Reports not published: older than (or a repeat of) what was, by kind",
+                             ["kind"], registry=registry)
+        self.account_polls = Counter("hean_reconciler_account_polls_total",
+                                     "Wallet+position polls while a position is open, by result", ["result"],
+                                     registry=registry)
+        self.transfers = Counter("hean_reconciler_transfers_total", "Transfers published, by direction",
+                                 ["direction"], registry=registry)
+        self.transfer_check_failures = Counter("hean_reconciler_transfer_check_failures_total",
+                                               "Transaction-log reads that failed (the equity reading was held)",
+                                               registry=registry)

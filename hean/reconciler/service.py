@@ -1,11 +1,14 @@
 """`hean run reconciler`: the account as the exchange sees it, on the bus, with no fill missed or doubled.
 
-Inputs: the private WS (order, execution, position, wallet) and REST catch-ups (open orders,
+Inputs: the private WS (order, execution, position, wallet), a wallet+positions poll every
+`reconciler.account_poll_s` while any position is open (hean.reconciler.account), and REST catch-ups (open orders,
 executions since the last one seen minus `margin_s`, positions, wallet) on start, on every WS
 (re)connect, every `reconciler.interval_s`, on a sequence gap in the executor's `order.*` stream,
 and on doubt (an order whose cumExecQty the ledger cannot account for). Every execution goes into
 the SQLite ledger (`<data_dir>/reconciler.sqlite`) keyed by execId; only `Trade` rows are published
-as fills, each once (see hean.reconciler.ledger for the exact guarantee across kill -9).
+as fills, each once (see hean.reconciler.ledger for the exact guarantee across kill -9). The
+ledger is bound to the exchange account (hean.statefile) before it opens: another account's
+file refuses the start (exit 78). Transfers go out as `account.transfer` before the equity.
 
 While a catch-up triggered by a gap (start, reconnect, bus gap, doubt) runs, `reconcile.status`
 says reconciling=true (the executor then sends only reduce-only orders); periodic catch-ups do not.
@@ -13,7 +16,9 @@ says reconciling=true (the executor then sends only reduce-only orders); periodi
 Metrics (hean_reconciler_*): catchups_total{trigger}, catchup_failures_total{trigger},
 fills_total{source=ws|rest}, executions_total{exec_type}, last_catchup_duration_seconds,
 last_success_timestamp_seconds, seconds_since_last_success, reconciling, mismatches,
-foreign_total{kind=order|position}, alerts_total{kind}, replayed_total. WS reconnects:
+foreign_total{kind=order|position}, alerts_total{kind}, replayed_total, stale_reports_total{kind}
+(older or repeated position/order/equity reports not published), account_polls_total{result},
+transfers_total{direction}, transfer_check_failures_total. WS reconnects:
 hean_ws_reconnects_total{name="private"}.
 """
 
@@ -32,14 +37,19 @@ from hean import topics
 from hean.bus.envelope import Event
 from hean.config import HeanSettings
 from hean.exchange.bybit import BybitRestClient, BybitWebSocket, ExchangeUnavailable
+from hean.exchange.account import fetch_identity
 from hean.exchange.connect import rest_client, websocket
 from hean.ids import is_hean_link_id
 from hean.lifecycle import Service
+from hean.reconciler.account import AccountMixin
 from hean.reconciler.catchup import CatchupMixin
-from hean.reconciler.diff import ForeignSeen, MismatchTracker, is_fill
-from hean.reconciler.events import equity_event, fill_event, flat_position, order_event, position_event
+from hean.reconciler.fills import FillsMixin
+from hean.reconciler.diff import ForeignSeen, MismatchTracker
+from hean.reconciler.events import flat_position, order_event
 from hean.reconciler.ledger import Ledger
 from hean.reconciler.metrics import ReconcilerMetrics
+from hean.reconciler.ordering import OrderVersion, OrderVersions, PositionVersion
+from hean.statefile import bind_state
 
 log = logging.getLogger("hean.reconciler")
 ET = topics.EventType
@@ -49,11 +59,10 @@ DOUBT_DELAY_S = 1.0       # an order update may overtake its execution message; 
 RETRY_S = 2.0             # a failed catch-up is retried this soon (capped by interval_s)
 CLOCK_WATCH_S = 0.1
 CLOCK_RESYNC_S = 1.0
-REPLAY_WINDOW_S = 5.0     # at start, re-publish fills the previous run marked in its last seconds
 GAP_TRIGGERS = frozenset({"start", "reconnect", "bus_gap", "doubt"})
 
 
-class ReconcilerService(CatchupMixin, Service):
+class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
     name = "reconciler"
 
     def __init__(self, settings: HeanSettings, registry: CollectorRegistry = REGISTRY) -> None:
@@ -72,6 +81,12 @@ class ReconcilerService(CatchupMixin, Service):
         self.positions: dict[str, dict[str, Any]] = {}
         self.foreign_positions: set[str] = set()
         self.equity: dict[str, Any] | None = None
+        self.position_versions: dict[str, PositionVersion] = {}
+        self.order_versions = OrderVersions()
+        self.account_lock = asyncio.Lock()
+        self.last_balance: Decimal | None = None
+        self.executions_recorded = 0            # new executions this run (explains a wallet move)
+        self.executions_at_last_balance = 0
         self.reconciling = True
         self.status_trigger = "start"
         self.last_success_ms: int | None = None
@@ -82,9 +97,12 @@ class ReconcilerService(CatchupMixin, Service):
 
     # --- lifecycle --------------------------------------------------------------------------
     async def startup(self) -> None:
-        self.ledger = Ledger(self.settings.data_dir / "reconciler.sqlite")
         self.client = rest_client(self.settings, self.registry)
         await self.client.start()
+        # The ledger and its watermark describe one account: never read another's (contract 2).
+        path = self.settings.data_dir / "reconciler.sqlite"
+        bind_state(path, await fetch_identity(self.client), archive_foreign=self.settings.archive_foreign_state)
+        self.ledger = Ledger(path)
         self.make_publisher()
         self.make_subscriber().connect("executor").on(topics.order(""), self._on_executor_order)
         self.ws = websocket(self.settings, private=True, topics=PRIVATE_TOPICS, on_message=self._on_ws,
@@ -103,7 +121,8 @@ class ReconcilerService(CatchupMixin, Service):
         self._loops = [self.spawn(self.ws.run(self._ws_stop), "private_ws"),
                        self.spawn(self._republish_loop(), "state_republish"),
                        self.spawn(self._periodic_loop(), "periodic_catchup"),
-                       self.spawn(self._clock_watch(), "clock_watch")]
+                       self.spawn(self._clock_watch(), "clock_watch"),
+                       self.spawn(self.account_poll_loop(), "account_poll")]
         await self._catchup_loop()
 
     async def shutdown(self) -> None:
@@ -182,54 +201,6 @@ class ReconcilerService(CatchupMixin, Service):
         asyncio.get_running_loop().call_later(delay, self.request, trigger)
 
     # --- publishing -------------------------------------------------------------------------
-    async def publish_fill(self, row: dict[str, Any], source: str, *, replay: bool = False) -> None:
-        """Publish one recorded Trade row, then mark it; a row already on its way is skipped."""
-        assert self.ledger is not None
-        exec_id = str(row["execId"])
-        if exec_id in self._inflight:
-            return
-        self._inflight.add(exec_id)
-        try:
-            await self.publish(topics.fill(str(row.get("symbol"))), ET.ORDER_FILLED.value,
-                               fill_event(row, source, replay=replay))
-            self.ledger.mark_published([exec_id])
-            self.m.fills.labels(source).inc()
-        finally:
-            self._inflight.discard(exec_id)
-
-    async def publish_pending(self, *, replay: bool = False) -> None:
-        """Publish rows recorded but never marked (kill -9 after insert, or a failed publish).
-
-        At start-up (`replay=True`) such a row may already have gone out just before the kill, so
-        it is flagged as a replay.
-        """
-        assert self.ledger is not None
-        for row, source in self.ledger.pending():
-            if str(row.get("execId")) in self._inflight:
-                continue
-            await self.publish_fill(row, source, replay=replay)
-            if replay:
-                self.m.republished.inc()
-
-    async def replay_tail(self) -> None:
-        """Re-publish the previous run's last few seconds of fills: its socket may have died holding them."""
-        assert self.ledger is not None
-        rows = self.ledger.recent_published(REPLAY_WINDOW_S)
-        for row, source in rows:
-            await self.publish(topics.fill(str(row.get("symbol"))), ET.ORDER_FILLED.value,
-                               fill_event(row, source, replay=True))
-            self.m.republished.inc()
-        if rows:
-            log.info("re-published the tail of the previous run's fills", extra={"fills": len(rows),
-                                                                                "window_s": REPLAY_WINDOW_S})
-
-    async def record(self, rows: list[dict[str, Any]], source: str) -> None:
-        assert self.ledger is not None
-        for row in self.ledger.insert_many(rows, source):
-            self.m.executions.labels(str(row.get("execType"))).inc()
-            if is_fill(row):
-                await self.publish_fill(row, source)
-
     async def publish_status(self) -> None:
         await self.publish(topics.reconcile("status"), ET.RECONCILE_STATUS.value,
                            {"reconciling": self.reconciling, "trigger": self.status_trigger,
@@ -244,11 +215,6 @@ class ReconcilerService(CatchupMixin, Service):
         self.positions[data["symbol"]] = data
         await self.publish(topics.position(data["symbol"]), ET.POSITION_UPDATE.value, data)
 
-    async def publish_equity(self, account: dict[str, Any]) -> None:
-        assert self.client is not None
-        self.equity = equity_event(account, self.client.server_time_ms())
-        await self.publish(topics.equity(), ET.EQUITY_UPDATE.value, self.equity)
-
     async def _republish_loop(self) -> None:
         """State-like topics again and again, so a restarted peer learns them within a period."""
         while True:
@@ -256,13 +222,19 @@ class ReconcilerService(CatchupMixin, Service):
             for symbol in sorted(set(self.settings.symbols) | set(self.positions)):
                 await self.publish(topics.position(symbol), ET.POSITION_UPDATE.value,
                                    self.positions.get(symbol) or flat_position(symbol))
-            if self.equity is not None:
-                await self.publish(topics.equity(), ET.EQUITY_UPDATE.value, self.equity)
+            if self.equity is not None and self.client is not None:
+                # The same reading again: its ts_ms stays the exchange's, only published_ms moves.
+                await self.publish(topics.equity(), ET.EQUITY_UPDATE.value,
+                                   dict(self.equity, published_ms=self.client.server_time_ms()))
             await self.publish_status()
 
     # --- inbound ----------------------------------------------------------------------------
     async def _on_ws(self, msg: dict[str, Any]) -> None:
-        kind = str(msg.get("topic", "")).split(".")[0]
+        topic = str(msg.get("topic", ""))
+        if topic.startswith("execution.fast"):
+            # Short items (no execType, no fee): never into the ledger, whose first row per execId wins.
+            return
+        kind = topic.split(".")[0]
         items = msg.get("data")
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             log.warning("private ws message without a data list skipped", extra={"topic": msg.get("topic")})
@@ -275,15 +247,17 @@ class ReconcilerService(CatchupMixin, Service):
                 await self.order_seen(row)
         elif kind == "position":
             for row in items:
-                symbol = str(row.get("symbol") or "")
-                await self.publish_position(position_event(row, symbol in self.foreign_positions))
+                await self.offer_position(row, _creation_ms(msg))
         elif kind == "wallet":
             for account in items:
-                await self.publish_equity(account)
+                await self.offer_equity(account, _creation_ms(msg), "ws")
 
     async def order_seen(self, row: dict[str, Any]) -> None:
         """Publish the order's state; flag it if HEAN did not create it; doubt unexplained fills."""
         data = order_event(row)
+        if data["order_id"] and not self.order_versions.offer(data["order_id"], OrderVersion.of(row)):
+            self.m.stale.labels("order").inc()      # older, or a repeat (double Filled, duplicate push)
+            return
         await self.publish(topics.order("update"), ET.ORDER_UPDATE.value, data)
         if not is_hean_link_id(data["order_link_id"]) and data["order_id"]:
             await self.flag_foreign("order", data["order_id"], data)
@@ -310,6 +284,11 @@ class ReconcilerService(CatchupMixin, Service):
         """Listened to for its sequence (a gap triggers a catch-up); a placed order is a hint to look."""
         if ev.type == ET.ORDER_PLACED.value and self.ws is not None and not self.ws.connected.is_set():
             self.request("doubt")
+
+
+def _creation_ms(msg: dict[str, Any]) -> int | None:
+    value = msg.get("creationTime")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 __all__ = ["ExchangeUnavailable", "ReconcilerService"]

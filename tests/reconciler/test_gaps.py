@@ -57,8 +57,11 @@ async def test_gap_longer_than_five_minutes_is_caught_up(tmp_path):
             await async_wait_for(lambda: set(listener.fill_ids()) == want, 30, "all 20 fills on the bus")
             assert listener.duplicates() == {}
             # The early fills were more than 5 minutes old when found: a fixed 5-minute window misses them.
-            caught_up = max(e.data["last_success_ms"] or 0 for e in listener.of_type("RECONCILE_STATUS"))
-            assert caught_up - min(old.values()) > 5 * 60 * 1000
+            # (The catch-up publishes its fills before its final status: wait for that status.)
+            def caught_up() -> int:
+                return max(e.data["last_success_ms"] or 0 for e in listener.of_type("RECONCILE_STATUS"))
+            await async_wait_for(lambda: caught_up() - min(old.values()) > 5 * 60 * 1000, 20,
+                                 "the catch-up that found them to report its success")
             samples = await async_scrape(port)
             assert metric(samples, "hean_reconciler_fills_total", source="rest") == 20
         finally:
@@ -114,3 +117,35 @@ async def test_a_fill_missed_while_rest_fails_is_not_hidden_by_a_later_ws_fill(t
         finally:
             proc.kill()
             await listener.close()
+
+
+async def test_the_rest_watermark_holds_through_a_catch_up_that_fails_for_good(tmp_path):
+    """A fault that outlasts the client's retries fails whole catch-ups; the watermark must stay
+    where the last successful one left it, or the fill made meanwhile is never read again."""
+    async with running_sim() as sim:
+        proc, listener, port = await _start(tmp_path, sim, reconciler__margin_s="5", reconciler__interval_s="3600")
+        try:
+            await sim_control(sim, "faults/http-error", {"when": "before", "status": 503, "count": 1_000_000,
+                                                         "path": "/v5/execution/list"})
+            await sim.drop_ws("private")
+            make_fills(sim, 1)                                   # nobody hears this fill
+            missed = sim_trade_ids(sim) - set(listener.fill_ids())
+            assert len(missed) == 1
+            await sim_control(sim, "clock/advance", {"ms": 60_000})   # far beyond margin_s
+
+            async def failed_catchups() -> float:
+                samples = await async_scrape(port)
+                return sum(v for k, v in samples.items() if k.startswith("hean_reconciler_catchup_failures_total"))
+            # Two whole catch-ups give up (each after the client's own retries), the second one
+            # started well after the clock moved.
+            await async_wait_for(lambda: _ge(failed_catchups(), 2), 90, "two failed catch-ups")
+            await sim_control(sim, "faults/reset", {})
+            await async_wait_for(lambda: missed <= set(listener.fill_ids()), 30, "the fill found by a later catch-up")
+            assert listener.duplicates() == {}
+        finally:
+            proc.kill()
+            await listener.close()
+
+
+async def _ge(value, n: float) -> bool:
+    return (await value) >= n

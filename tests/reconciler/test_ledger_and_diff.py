@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hean.reconciler.diff import (LedgerFill, MismatchTracker, baseline_for, catchup_start_ms, check_position,
-                                  is_fill)
+                                  is_fill, sum_fills)
 from hean.reconciler.events import fill_event
 from hean.reconciler.ledger import Ledger
 
@@ -96,3 +97,55 @@ def test_mismatch_escalates_exactly_once_per_streak(verdicts, after):
         expected += 1 if streak == after else 0
         fired += tracker.observe("BTCUSDT", bad)
     assert fired == expected
+
+
+_exec_rows = st.lists(st.tuples(st.integers(0, 30), st.sampled_from(["BTCUSDT", "ETHUSDT"]),
+                                st.sampled_from(["Buy", "Sell"]), st.sampled_from(["0.001", "0.5", "2", "0"]),
+                                st.sampled_from(["Trade", "Funding", "AdlTrade"]), st.sampled_from(["h-s1", "manual"]),
+                                st.integers(0, 100)), max_size=40)
+
+
+@settings(deadline=None, max_examples=60)   # real SQLite files: no per-example deadline on a loaded machine
+@given(_exec_rows, st.integers(-1, 101))
+def test_running_totals_equal_a_sum_over_the_whole_history(tmp_path_factory, rows, upto):
+    """The position check reads running totals, not history: they must equal summing every row,
+    after duplicates, across a reopen, and after rows were written behind the ledger's back."""
+    path = tmp_path_factory.mktemp("sums") / "l.sqlite"
+    ledger = Ledger(path)
+    batch = [{"execId": f"e{n}", "symbol": sym, "side": side, "execQty": qty, "execType": et, "orderLinkId": link,
+              "execTime": str(t), "orderId": f"o{n}"} for n, sym, side, qty, et, link, t in rows]
+    ledger.insert_many(batch[: len(batch) // 2], "ws")
+    ledger.insert_many(batch, "rest")                     # the first half again: ignored
+
+    def agree(led: Ledger) -> None:
+        fills = led.fills(["BTCUSDT", "ETHUSDT"])
+        for sym in ("BTCUSDT", "ETHUSDT"):
+            for cut in (None, upto):
+                assert led.position_sums(sym, cut) == sum_fills(sym, cut, fills)
+    agree(ledger)
+    ledger.close()
+    ledger = Ledger(path)
+    agree(ledger)
+    ledger.close()
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("INSERT INTO executions VALUES ('behind', 'Trade', 'BTCUSDT', 'Buy', '7', 50, 'o', 'h-x', 'ws',"
+                   " x'7b7d', 1, 0)")
+    db.close()
+    ledger = Ledger(path)
+    agree(ledger)
+    assert ledger.position_sums("BTCUSDT", None).hean == sum_fills("BTCUSDT", None, ledger.fills(["BTCUSDT"])).hean
+    ledger.close()
+
+
+def test_the_per_fill_and_per_check_queries_use_an_index_not_a_scan(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite")
+    plans = {
+        "exec_qty_for_order": "SELECT exec_qty FROM executions WHERE order_id = ? AND exec_type = ?",
+        "position_sums": "SELECT side, exec_qty, exec_type, order_link_id FROM executions"
+                         " WHERE symbol = ? AND exec_time_ms > ?",
+    }
+    for name, sql in plans.items():
+        plan = " ".join(str(r[-1]) for r in ledger._db.execute(f"EXPLAIN QUERY PLAN {sql}", ("a", 1)))
+        assert "USING INDEX" in plan and "SCAN" not in plan, (name, plan)
+    ledger.close()

@@ -18,6 +18,9 @@ async def test_orders_and_positions_without_hean_link_id_are_flagged(tmp_path):
         try:
             port = await ready_port(proc)
             await async_record(proc, "catch-up done")
+            # Trade only once the private WS listens: this test is about what the WS reports.
+            await async_wait_for(lambda: any("order" in c.topics for c in sim.private_hub.connections), 20,
+                                 "private WS subscribed")
             make_fills(sim, 1, symbol="ETHUSDT", link_prefix="manual-")   # someone else trades the account
             make_fills(sim, 1, symbol="BTCUSDT")                           # HEAN's own
             await async_wait_for(lambda: {e.data["kind"] for e in listener.of_type("FOREIGN_ACTIVITY")}
@@ -36,6 +39,32 @@ async def test_orders_and_positions_without_hean_link_id_are_flagged(tmp_path):
             samples = await async_scrape(port)
             assert metric(samples, "hean_reconciler_foreign_total", kind="order") == 1
             assert metric(samples, "hean_reconciler_foreign_total", kind="position") == 1
+        finally:
+            proc.kill()
+            await listener.close()
+
+
+async def test_a_foreign_order_filled_while_the_ws_was_down_is_flagged_as_an_order(tmp_path):
+    """It is never an open order, so only its executions (found by REST) can tell of it."""
+    async with running_sim() as sim:
+        proc = hean(["run", "reconciler"], reconciler_env(tmp_path, sim, reconciler__interval_s="3600"))
+        listener = BusListener(tmp_path, prefixes=("reconcile.",))
+        try:
+            port = await ready_port(proc)
+            await async_wait_for(lambda: any("order" in c.topics for c in sim.private_hub.connections), 20,
+                                 "private WS subscribed")
+            await async_wait_for(lambda: any(not e.data["reconciling"] for e in listener.of_type("RECONCILE_STATUS")),
+                                 20, "the start-up catch-up")
+            await sim.drop_ws("private")
+            make_fills(sim, 1, symbol="ETHUSDT", link_prefix="manual-")
+            order_id = next(o.order_id for o in sim.exchange.orders.values() if o.order_link_id.startswith("manual-"))
+            await async_wait_for(lambda: any(e.data["kind"] == "order" for e in listener.of_type("FOREIGN_ACTIVITY")),
+                                 20, "the foreign order flagged")
+            flagged = [e.data for e in listener.of_type("FOREIGN_ACTIVITY") if e.data["kind"] == "order"]
+            assert [d["order_id"] for d in flagged] == [order_id] and flagged[0]["symbol"] == "ETHUSDT"
+            samples = await async_scrape(port)
+            assert metric(samples, "hean_reconciler_foreign_total", kind="order") == 1
+            assert metric(samples, "hean_reconciler_fills_total", source="rest") == 1
         finally:
             proc.kill()
             await listener.close()

@@ -174,3 +174,35 @@ class TradingEndpoints:
             raise ExchangeUnavailable(
                 f"wallet: {resp.outcome.value} retCode={resp.ret_code} {resp.error or resp.ret_msg}")
         return dict(rows[0])
+
+    async def wallet_reading(self) -> tuple[dict[str, Any], int | None]:
+        """wallet() plus the envelope `time`: when the exchange produced the reading (server ms)."""
+        resp = await self.call("GET", c.PATH_WALLET_BALANCE, {"accountType": c.ACCOUNT_TYPE})
+        rows = resp.result.get("list") or []
+        if resp.outcome is not Outcome.OK or not rows:
+            raise ExchangeUnavailable(
+                f"wallet: {resp.outcome.value} retCode={resp.ret_code} {resp.error or resp.ret_msg}")
+        return dict(rows[0]), resp.time_ms
+
+    async def position_rows(self, *, symbol: str | None = None) -> tuple[list[dict[str, Any]], int | None]:
+        """Position rows as served (a flat row too, when asked by symbol), plus the first page's envelope time.
+
+        The time of the first page is the oldest: the snapshot is at least that old.
+        """
+        params: dict[str, Any] = {"category": c.CATEGORY, "limit": c.POSITION_PAGE_LIMIT}
+        params.update({"symbol": symbol} if symbol else {"settleCoin": c.SETTLE_COIN})
+        rows: list[dict[str, Any]] = []
+        first_ms: int | None = None
+        cursor = ""
+        for _ in range(c.MAX_PAGES):
+            resp = await self.call("GET", c.PATH_POSITION_LIST, dict(params, cursor=cursor) if cursor else params)
+            if resp.outcome is not Outcome.OK:
+                raise ExchangeUnavailable(f"{c.PATH_POSITION_LIST}: {resp.outcome.value} retCode={resp.ret_code}"
+                                          f" {resp.error or resp.ret_msg}")
+            first_ms = resp.time_ms if first_ms is None else first_ms
+            page = resp.result.get("list") or []
+            rows.extend(dict(r) for r in page)
+            cursor = str(resp.result.get("nextPageCursor") or "")
+            if not cursor or not page:
+                return rows, first_ms
+        raise ExchangeUnavailable(f"{c.PATH_POSITION_LIST}: cursor chain longer than {c.MAX_PAGES} pages")

@@ -50,6 +50,7 @@ class RestResponse:
     result: dict[str, Any] = field(default_factory=dict)
     http_status: int | None = None
     error: str | None = None
+    time_ms: int | None = None   # the envelope's `time`: server ms when the exchange answered
 
     @property
     def ok(self) -> bool:
@@ -237,7 +238,10 @@ class BybitRestClient(TradingEndpoints):
         ret_code: int | None = None
         ret_msg = ""
         result: dict[str, Any] = {}
+        time_ms: int | None = None
         if isinstance(envelope, dict):
+            stamp = envelope.get("time")
+            time_ms = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None
             code = envelope.get("retCode")
             ret_code = code if isinstance(code, int) and not isinstance(code, bool) else None
             ret_msg = str(envelope.get("retMsg", ""))
@@ -247,7 +251,7 @@ class BybitRestClient(TradingEndpoints):
                            transport_error=error is not None)
         self._metrics.responses.labels(path, outcome.value, str(ret_code)).inc()
         return RestResponse(outcome=outcome, ret_code=ret_code, ret_msg=ret_msg, result=result,
-                            http_status=status, error=error)
+                            http_status=status, error=error, time_ms=time_ms)
 
     def _apply_limit_headers(self, path: str, headers: Any) -> float | None:
         """Feed X-Bapi-Limit* into the limiter; returns seconds until the reset, if given."""
