@@ -227,6 +227,7 @@ class ReconcilerService(CatchupMixin, Service):
         assert self.ledger is not None
         for row in self.ledger.insert_many(rows, source):
             self.m.executions.labels(str(row.get("execType"))).inc()
+            self.m.observe_execution(row)
             if is_fill(row):
                 await self.publish_fill(row, source)
 
@@ -247,6 +248,7 @@ class ReconcilerService(CatchupMixin, Service):
     async def publish_equity(self, account: dict[str, Any]) -> None:
         assert self.client is not None
         self.equity = equity_event(account, self.client.server_time_ms())
+        self.m.observe_equity(self.equity)
         await self.publish(topics.equity(), ET.EQUITY_UPDATE.value, self.equity)
 
     async def _republish_loop(self) -> None:
