@@ -16,7 +16,6 @@ import sys
 import time
 import urllib.request
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import yaml
@@ -119,6 +118,21 @@ def test_every_dashboard_panel_query_returns_data(stack: MonitoringStack) -> Non
     assert not empty, f"panels without data: {empty}"
     values = http_json(f"http://127.0.0.1:{stack.prom_port}/api/v1/label/stack/values?match[]=up{{job=\"hean\"}}")
     assert values["data"] == [STACK], "the $stack variable does not resolve"
+
+
+def test_hean_status_reads_every_process_health_and_bus_figures(stack: MonitoringStack) -> None:
+    env = {**stack.env, "HEAN_RUNTIME_DIR": stack.up["runtime_dir"]}
+    res = subprocess.run([sys.executable, "-m", "hean.cli", "status", "--json", "--state-dir",
+                          str(stack.tmp / "state"), "--listen", "1"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    for svc in SERVICES:
+        assert doc["services"][svc]["health"] == {**doc["services"][svc]["health"], "ready": True, "live": True,
+                                                  "reason": ""}, svc
+        bus = http_json(f"http://127.0.0.1:{stack.ports[svc]}/system/bus/metrics")
+        assert bus["present"] and {"queue", "published", "dropped", "delayed", "lost"} <= set(bus), svc
+        assert (bus["queue"]["capacity"] > 0) == (svc != "feed"), svc   # the feed subscribes to nothing
+        assert bus["published"]["total"] > 0 or svc == "watchdog", svc
 
 
 def _notified(stack: MonitoringStack, alert: str, status: str, after: float, timeout: float) -> dict[str, float]:
