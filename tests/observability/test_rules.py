@@ -54,6 +54,10 @@ def test_unit_tests_catch_a_broken_rule(tmp_path: Path, alert: str, old: str, ne
     text = alerts.read_text()
     assert old in text
     alerts.write_text(text.replace(old, new))
+    tests = tmp_path / "tests/hean_alerts_test.yaml"   # only this alert's cases: promtool has no filter flag
+    doc = yaml.safe_load(tests.read_text())
+    doc["tests"] = [t for t in doc["tests"] if any(c["alertname"] == alert for c in t["alert_rule_test"])]
+    tests.write_text(yaml.safe_dump(doc, sort_keys=False))
     res = run([promtool, "test", "rules", "tests/hean_alerts_test.yaml"], cwd=tmp_path)
     assert res.returncode != 0 and alert in res.stdout + res.stderr
 
@@ -71,6 +75,26 @@ def test_every_condition_of_the_issue_has_an_alert() -> None:
         "HeanForceCloseFailing", "HeanExecutorFailingClosed", "HeanEquityStale", "HeanRateLimitWaitsSustained",
         "HeanProcessDown", "HeanProcessNotReady", "HeanProcessRestarting", "HeanUnitGaveUp", "HeanStackSilent",
         "HeanClockOffsetBeyondRecvWindow"}
+
+
+def test_scrape_config_for_several_stacks_on_several_hosts(tmp_path: Path) -> None:
+    """Two stacks on two hosts plus one on the first: every target once, labels unique per process."""
+    promtool = need("promtool")
+    ports = {"feed": 9101, "executor": 9102, "reconciler": 9103, "risk": 9104, "watchdog": 9105, "strategy": 9106}
+    stacks = [{"name": "a", "host": "10.0.0.1", "metrics_ports": ports},
+              {"name": "b", "host": "10.0.0.2", "metrics_ports": ports},
+              {"name": "c", "host": "10.0.0.1", "metrics_ports": {k: v + 100 for k, v in ports.items()}}]
+    variables = {**EXAMPLE_VARS, "hean_stacks": stacks, "hean_prometheus_rule_files": []}
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text(render("prometheus/prometheus.yml.j2", variables))
+    res = run([promtool, "check", "config", str(cfg)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    job = next(j for j in yaml.safe_load(cfg.read_text())["scrape_configs"] if j["job_name"] == "hean")
+    seen = [(sc["targets"][0], sc["labels"]["stack"], sc["labels"]["service"]) for sc in job["static_configs"]]
+    assert len(seen) == 18 and len({t for t, _, _ in seen}) == 18
+    assert len({(st, svc) for _, st, svc in seen}) == 18
+    assert ("10.0.0.2:9102", "b", "executor") in seen and ("10.0.0.1:9206", "c", "strategy") in seen
+    assert not [j for j in yaml.safe_load(cfg.read_text())["scrape_configs"] if j["job_name"] == "hean-sim"]
 
 
 def test_amtool_check_config_and_routes() -> None:
