@@ -194,3 +194,23 @@ def test_sigstop_of_a_process_pages_and_resolves_after_sigcont(stack: Monitoring
     resolved = _notified(stack, "HeanProcessDown", "resolved", t1, 60)
     print(f"kill -CONT feed -> resolved notification: webhook {resolved['webhook']:.2f} s, "
           f"telegram {resolved['telegram']:.2f} s")
+
+
+def test_alertmanager_inhibits_lesser_risk_alerts_under_hard_stop(stack: MonitoringStack) -> None:
+    """HARD_STOP silences QUARANTINE of its own stack, not another stack's, in the real Alertmanager.
+
+    Last in the module: its synthetic alerts stay firing.
+    """
+    t0 = time.monotonic()
+    alerts = [{"labels": {"alertname": name, "severity": sev, "area": "risk", "stack": st}}
+              for name, sev, st in (("HeanRiskHardStop", "page", "inh"), ("HeanRiskQuarantine", "critical", "inh"),
+                                    ("HeanRiskQuarantine", "critical", "other"))]
+    http_json(f"http://127.0.0.1:{stack.am_port}/api/v2/alerts", alerts)
+
+    def delivered(stack_name: str, alert: str) -> bool:
+        return any(m.at >= t0 and m.route == "webhook" and alert in m.alertnames
+                   and m.body.get("commonLabels", {}).get("stack") == stack_name for m in list(stack.receiver.got))
+    wait_for(lambda: delivered("inh", "HeanRiskHardStop") and delivered("other", "HeanRiskQuarantine"), 30,
+             "the HARD_STOP and the other stack's QUARANTINE")
+    # Same route and timing as the other stack's QUARANTINE, which has arrived: this one was held back.
+    assert not delivered("inh", "HeanRiskQuarantine"), "QUARANTINE of a HARD_STOP stack was not inhibited"
