@@ -72,6 +72,18 @@ async def _scrape(session: aiohttp.ClientSession, port: int | None) -> dict[str,
     return samples
 
 
+async def _health(session: aiohttp.ClientSession, port: int | None) -> dict[str, Any] | None:
+    """The process's own GET /healthz answer (ready, live, reason), None if it does not answer."""
+    if not port:
+        return None
+    try:
+        async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+            doc = await resp.json()
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def _sum(samples: dict[str, float], name: str, **labels: str) -> float:
     want = [f"|{k}={v}" for k, v in labels.items()]
     return sum(v for k, v in samples.items() if k.split("|", 1)[0] == name and all(w in k for w in want))
@@ -115,6 +127,7 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
         ports = {s: (listed.get(s, {}).get("metrics_port") if doc else settings.metrics_port(s)) for s in names}
         scraped = dict(zip(names, await asyncio.gather(*(_scrape(session, ports[s]) for s in names)), strict=True))
         up_samples = await _scrape(session, doc.get("up_metrics_port")) if doc else None
+        health = dict(zip(names, await asyncio.gather(*(_health(session, ports[s]) for s in names)), strict=True))
     await asyncio.sleep(args.listen)
     stop.set()
     await asyncio.wait_for(asyncio.gather(reader, return_exceptions=True), 5)
@@ -128,7 +141,8 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
             restarts = listed.get(s, {}).get("restarts")
         else:
             restarts = _systemd_restarts(s)
-        services[s] = {**_service_row(s, scraped[s], restarts, now), "metrics_port": ports[s]}
+        services[s] = {**_service_row(s, scraped[s], restarts, now), "metrics_port": ports[s],
+                       "health": health[s]}
     o = observer.obs
     risk = o.risk or {}
     positions = []
@@ -160,7 +174,8 @@ def _table(st: dict[str, Any]) -> str:
         restarts = "-" if s["restarts"] is None else str(s["restarts"])
         out.append(f"{name:<11} {'up' if s['up'] else 'DOWN':<6} {'yes' if s['ready'] else 'no':<6} {uptime:>9} "
                    f"{restarts:>8} {str(bus.get('utilization', '-')):>8} {str(bus.get('dropped', '-')):>6} "
-                   f"{str(bus.get('lost', '-')):>5}")
+                   f"{str(bus.get('lost', '-')):>5}"
+                   + (f"  {s['health']['reason']}" if (s.get("health") or {}).get("reason") else ""))
     risk = st["risk"]
     dd = risk["drawdown_pct"]
     out.append(f"risk: {risk['state'] or 'unknown (no RISK_STATE heard)'}"

@@ -110,6 +110,7 @@ class AccountMixin:
             self.last_balance = balance
             self.executions_at_last_balance = self.executions_recorded
             self.equity = equity_event(account, ts, published_ms=self.client.server_time_ms(), source=source)
+            self.m.observe_equity(self.equity)
             await self.publish(topics.equity(), ET.EQUITY_UPDATE.value, self.equity)
             return True
 

@@ -67,6 +67,7 @@ class FillsMixin:
         for row in self.ledger.insert_many(rows, source):
             self.executions_recorded += 1
             self.m.executions.labels(str(row.get("execType"))).inc()
+            self.m.observe_execution(row)
             if is_fill(row):
                 await self.publish_fill(row, source)
                 # A foreign order filled while the WS was down is seen only here, never as an open order.

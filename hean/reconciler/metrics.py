@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -50,3 +52,31 @@ class ReconcilerMetrics:
         self.transfer_check_failures = Counter("hean_reconciler_transfer_check_failures_total",
                                                "Transaction-log reads that failed (the equity reading was held)",
                                                registry=registry)
+        # Money on the dashboard (float is fine here: a display, never an order or a ledger value).
+        self.wallet_balance = Gauge("hean_reconciler_wallet_balance", "Last wallet balance read (USDT, no uPnL)",
+                                    registry=registry)
+        self.unrealised_pnl = Gauge("hean_reconciler_unrealised_pnl", "Last unrealised PnL read (totalPerpUPL)",
+                                    registry=registry)
+        self.fees = Counter("hean_reconciler_fees_total", "Fees paid on new executions (execFee > 0), by execType",
+                            ["exec_type"], registry=registry)
+        self.rebates = Counter("hean_reconciler_rebates_total", "Fee rebates on new executions (execFee < 0)",
+                               ["exec_type"], registry=registry)
+
+    def observe_equity(self, event: dict[str, Any]) -> None:
+        for gauge, key in ((self.wallet_balance, "wallet_balance"), (self.unrealised_pnl, "unrealised_pnl")):
+            value = _number(event.get(key))
+            if value is not None:
+                gauge.set(value)
+
+    def observe_execution(self, row: dict[str, Any]) -> None:
+        fee = _number(row.get("execFee"))
+        if fee:
+            (self.fees if fee > 0 else self.rebates).labels(str(row.get("execType"))).inc(abs(fee))
+
+
+def _number(value: Any) -> float | None:
+    try:
+        d = Decimal(str(value)) if value not in (None, "") else None
+    except InvalidOperation:
+        return None
+    return float(d) if d is not None and d.is_finite() else None

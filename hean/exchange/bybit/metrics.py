@@ -10,7 +10,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class ExchangeMetrics:
     ws_reconnects: Counter
     ws_malformed: Counter
     ws_messages: Counter
+    ws_connected: Gauge        # alerting: a private stream down > 60 s
+    clock_offset: Gauge        # alerting: offset to the exchange beyond the recv window
+    recv_window: Gauge
 
 
 _cache: "weakref.WeakKeyDictionary[CollectorRegistry, ExchangeMetrics]" = weakref.WeakKeyDictionary()
@@ -55,6 +58,16 @@ def _build(registry: CollectorRegistry) -> ExchangeMetrics:
         ),
         ws_messages=Counter(
             "hean_ws_messages_total", "WebSocket data messages delivered", ["name"], registry=registry,
+        ),
+        ws_connected=Gauge(
+            "hean_ws_connected", "1 while the WebSocket is connected and subscribed", ["name"], registry=registry,
+        ),
+        clock_offset=Gauge(
+            "hean_exchange_clock_offset_seconds", "Exchange clock minus local clock, last measured",
+            registry=registry,
+        ),
+        recv_window=Gauge(
+            "hean_exchange_recv_window_seconds", "recv_window signed requests carry", registry=registry,
         ),
     )
 

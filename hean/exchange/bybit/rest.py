@@ -85,6 +85,7 @@ class BybitRestClient(TradingEndpoints):
         self._clock = clock
         self._offset_ms = 0.0
         self._metrics = metrics_for(registry)
+        self._metrics.recv_window.set(recv_window_ms / 1000)
         self._limiter = RateLimiter()
         self._session: aiohttp.ClientSession | None = None
         self.instruments: dict[str, InstrumentFilter] = {}
@@ -128,6 +129,7 @@ class BybitRestClient(TradingEndpoints):
         nano = resp.result.get("timeNano")
         server_ms = int(nano) / 1e6 if nano else int(resp.result["timeSecond"]) * 1000.0
         self._offset_ms = server_ms - (before + after) / 2 * 1000
+        self._metrics.clock_offset.set(self._offset_ms / 1000)
         log.info("clock offset measured", extra={"offset_ms": round(self._offset_ms, 1)})
 
     async def load_instruments(self) -> None:

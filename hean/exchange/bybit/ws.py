@@ -78,6 +78,7 @@ class BybitWebSocket:
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the connection up until `stop` is set."""
         delay = self._backoff_initial
+        self._metrics.ws_connected.labels(self.name).set(0)
         async with aiohttp.ClientSession() as session:
             while not stop.is_set():
                 healthy = False
@@ -87,6 +88,7 @@ class BybitWebSocket:
                     log.warning("ws connection failed", extra={"ws": self.name, "error": _short(exc)})
                 finally:
                     self.connected.clear()
+                    self._metrics.ws_connected.labels(self.name).set(0)
                     self._ws = None
                 if stop.is_set():
                     return
@@ -136,6 +138,7 @@ class BybitWebSocket:
             try:
                 await self._handshake(ws)
                 self.connected.set()
+                self._metrics.ws_connected.labels(self.name).set(1)
                 log.info("ws connected", extra={"ws": self.name, "topics": len(self._topics)})
                 if self._on_connected is not None:
                     try:
