@@ -108,6 +108,10 @@ async def test_transfers_are_published_once_and_before_the_equity_that_holds_the
             base = Decimal(_equities(listener)[-1]["wallet_balance"])
             deposit = await sim_control(sim, "wallet", {"amount": "500"})
             await async_wait_for(lambda: listener.of_type("TRANSFER"), 10, "the deposit")
+            # The withdrawal waits for the reading that holds the deposit: sent sooner, the reconciler may
+            # read both at once and no reading with the deposit alone would ever exist.
+            await async_wait_for(lambda: any(Decimal(e["wallet_balance"]) == base + 500 for e in _equities(listener)),
+                                 10, "the equity reading holding the deposit")
             withdrawal = await sim_control(sim, "wallet", {"amount": "-200"})
             await async_wait_for(lambda: len(listener.of_type("TRANSFER")) == 2, 10, "the withdrawal")
             t_in, t_out = (e.data for e in listener.of_type("TRANSFER"))
