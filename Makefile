@@ -25,6 +25,7 @@ bench: $(BIN)/.installed
 	$(BIN)/hean bench bus
 	$(BIN)/hean bench executor
 	$(BIN)/hean bench reconciler
+	$(BIN)/hean bench crash
 
 clean:
 	rm -rf $(VENV) .hean *.egg-info

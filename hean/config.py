@@ -134,8 +134,12 @@ class ExecutorSettings(_Section):
     risk_stale_s: no risk state heard for this long = HARD_STOP behaviour (fail closed).
     resolve_interval_s: how often unresolved (ambiguous) journal rows are re-queried.
     shutdown_timeout_s: SIGTERM waits this long for in-flight requests.
-    intent_max_age_s: an intent older than this (by its `created_ns`) is rejected as `expired` instead
-        of sent: after an outage its sender has given up on it (the strategy runner does after 60 s).
+    intent_max_age_s: an intent older than this (by its `created_ns`, stamped on receipt when the
+        sender gave none) is rejected as `expired` instead of sent: after an outage its sender has
+        given up on it (the strategy runner does after 60 s).
+    exists_search_s: after a 110072 (an order with that orderLinkId exists) the order is searched for
+        in order/realtime and order/history this long; then, not resting, it is reported placed
+        without an orderId (reason `exists_not_found`) instead of blocking its symbol for ever.
     """
 
     dedup_window_s: PositiveFloat = 5.0
@@ -145,6 +149,7 @@ class ExecutorSettings(_Section):
     resolve_interval_s: PositiveFloat = 2.0
     shutdown_timeout_s: PositiveFloat = 10.0
     intent_max_age_s: PositiveFloat = 30.0
+    exists_search_s: PositiveFloat = 60.0
 
 
 class ReconcilerSettings(_Section):
@@ -181,8 +186,10 @@ class RiskSettings(_Section):
     recover_pct: de-escalate to NORMAL below this drawdown, after `cooldown_s` in the current state.
     profit_mode_factor: above initial capital x this, drawdown is reported as profit erosion.
     initial_capital: fixed initial capital; empty = the first equity seen (persisted).
-    equity_stale_s: no equity update for this long raises QUARANTINE (EQUITY_STALE).
+    equity_stale_s: equity older than this raises QUARANTINE (EQUITY_STALE); the age counts from the
+      exchange's time of the reading (and, with positions open, of the position rows and marks used).
     heartbeat_s: the risk state is re-published this often.
+    mark_max_age_s: a feed mark price older than this is not used to mark open positions.
     """
 
     soft_pct: Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)] = 10.0
@@ -194,6 +201,7 @@ class RiskSettings(_Section):
     initial_capital: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None
     equity_stale_s: PositiveFloat = 30.0
     heartbeat_s: PositiveFloat = 1.0
+    mark_max_age_s: PositiveFloat = 3.0
 
     @model_validator(mode="after")
     def _ladder(self) -> RiskSettings:

@@ -5,7 +5,11 @@ running risk process, which applies it, records who and when in its SQLite
 file, and answers with a RISK_STATE whose transition carries OPERATOR_RESET.
 This tool re-sends the same request (same `request_id`, so it is applied once)
 until that answer arrives, and fails with exit 1 if it never does: a reset the
-operator believes happened but did not is worse than a clear error.
+operator believes happened but did not is worse than a clear error. A plain
+reset while the drawdown would re-trip the ladder at the next reading is refused
+by the risk process (exit 1, with the drawdown, the threshold and the
+`--initial-capital` re-base that would work): NORMAL for half a second would be
+a window for opening orders.
 
     hean risk reset [--operator NAME] [--initial-capital X] [--timeout S] [--env-file F]
 """
@@ -81,8 +85,11 @@ async def send_reset(settings: HeanSettings, operator: str, new_initial_capital:
 
     async def on_state(ev: Event) -> None:
         transition = ev.data.get("transition") if isinstance(ev.data, dict) else None
+        refused = ev.data.get("reset_refused") if isinstance(ev.data, dict) else None
         if (isinstance(transition, dict) and "OPERATOR_RESET" in (transition.get("reason_codes") or [])
                 and transition.get("request_id") == request_id and not answer.done()):
+            answer.set_result(ev.data)
+        elif isinstance(refused, dict) and refused.get("request_id") == request_id and not answer.done():
             answer.set_result(ev.data)
 
     stats = BusStats()
@@ -115,6 +122,20 @@ async def send_reset(settings: HeanSettings, operator: str, new_initial_capital:
         publisher.close()
 
 
+def refusal_text(refused: dict[str, Any]) -> str:
+    """Why the risk process said no, and the option that would work (a re-base)."""
+    lines = [f"hean risk reset: REFUSED: {refused.get('reason')}",
+             f"  state stays {refused.get('state')}; initial capital {refused.get('initial_capital')}"]
+    if refused.get("drawdown_pct") is not None:
+        lines.append(f"  drawdown {refused['drawdown_pct']:.2f} % >= threshold {refused.get('threshold_pct'):g} % "
+                     f"(equity {refused.get('equity')})")
+        lines.append(f"  to accept the loss and measure drawdown from the current equity: "
+                     f"hean risk reset --initial-capital {refused.get('equity')}")
+    else:
+        lines.append("  wait for the reconciler's first equity reading, or re-base with --initial-capital X")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     from hean.config import settings_or_exit
     from hean.logging import setup_logging
@@ -134,6 +155,11 @@ def main(argv: list[str]) -> int:
         return 1
     except BusError as exc:
         print(f"hean risk reset: FAILED: {exc}", file=sys.stderr, flush=True)
+        return 1
+    refused = state.get("reset_refused")
+    if isinstance(refused, dict):
+        log.warning("operator risk reset refused", extra={"operator": operator, "reason": refused.get("reason")})
+        print(refusal_text(refused), file=sys.stderr, flush=True)
         return 1
     log.warning("operator risk reset acknowledged", extra={"operator": operator, "state": state.get("state"),
                                                            "initial_capital": state.get("initial_capital")})

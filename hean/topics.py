@@ -37,6 +37,7 @@ class EventType(str, Enum):
     WATCHDOG_ALERT = "WATCHDOG_ALERT"
     ERROR = "ERROR"
     ECHO = "ECHO"
+    TRANSFER = "TRANSFER"
 
 
 # Events a process handles inline on the socket reader, ahead of its queue:
@@ -101,3 +102,8 @@ def watchdog(kind: str) -> str:
 
 def echo(topic: str) -> str:
     return f"echo.{topic}"
+
+
+def transfer() -> str:
+    """Money moved into or out of the account (the exchange's transaction log), before the equity that has it."""
+    return "account.transfer"

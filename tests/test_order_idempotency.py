@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from hean.config import ExecutorSettings, HeanSettings
 from hean.executor.gate import FingerprintGuard, fingerprint
 from hean.sim.server import SimServer
 from tests.executor.harness import executor_settings, intent, running, sample, sim_orders, sim_settings
@@ -51,22 +52,31 @@ def test_fingerprint_cleanup_forgets_old_entries():
     assert guard.cleanup() == 1 and len(guard) == 1
 
 
-async def test_executor_blocks_identical_order_from_a_new_intent_inside_the_window(tmp_path):
+def test_default_window_is_the_seeds_five_seconds():
+    """The seed's window is 5 s; the executor takes it from ExecutorSettings, whose default is pinned here."""
+    assert ExecutorSettings().dedup_window_s == 5.0
+    assert HeanSettings().executor.dedup_window_s == 5.0
+
+
+async def test_executor_blocks_identical_order_from_a_new_intent_inside_the_default_window(tmp_path):
+    """With default settings: blocked 4.99 s after the first order, allowed at 5 s (both edges of the window)."""
     sim = SimServer(sim_settings())
     await sim.start()
     clock = FakeClock()
     try:
         async with running(executor_settings(tmp_path, sim), guard_clock=clock) as (svc, peers):
+            assert svc.guard.window_s == ExecutorSettings().dedup_window_s
+            start = clock.now
             first = intent(order_type="Limit", price="40000", qty="0.001")
             assert (await peers.submit(first)).type == "ORDER_PLACED"
-            clock.now += 1.0
+            clock.now = start + 4.99
             second = intent(order_type="Limit", price="40000", qty="0.001")  # same order, new intent id
             blocked = await peers.submit(second)
             assert blocked.type == "ORDER_BLOCKED_DUPLICATE" and blocked.data["reason"] == "fingerprint"
-            assert blocked.data["ret_msg"].startswith("Duplicate order detected: identical order placed 1.00s ago")
+            assert blocked.data["ret_msg"].startswith("Duplicate order detected: identical order placed 4.99s ago")
             assert await sim_orders(sim, blocked.data["order_link_id"]) == []
             assert sample(svc, "hean_executor_duplicates_blocked_total", kind="fingerprint") == 1
-            clock.now += 5.0      # window passed
+            clock.now = start + 5.0      # window passed
             third = intent(order_type="Limit", price="40000", qty="0.001")
             assert (await peers.submit(third)).type == "ORDER_PLACED"
     finally:

@@ -3,6 +3,7 @@ expected state and reason codes after every step."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from decimal import Decimal
@@ -10,13 +11,16 @@ from typing import Any
 
 import pytest
 
-from hean.risk import InvalidEquity, RiskGovernorCore, RiskState, RiskThresholds
+from hean.config import HeanSettings, RiskSettings
+from hean.risk import InvalidEquity, ResetRefused, RiskGovernorCore, RiskState, RiskThresholds
+from hean.risk.service import thresholds_from
 
 N, S, Q, H = RiskState.NORMAL, RiskState.SOFT_BRAKE, RiskState.QUARANTINE, RiskState.HARD_STOP
 
-# A step is (op, t, arg, expected_state, expected_codes); () codes = no transition.
+# A step is (op, t, arg, expected_state, expected_codes); () codes = no transition, REFUSED = reset refused.
 # ops: "eq" (arg = equity), "stale", "ext" (arg = (state, reason)), "reset" (arg = new capital or None).
 Step = tuple[str, float, Any, RiskState, tuple[str, ...]]
+REFUSED = ("REFUSED",)
 
 PATHS: dict[str, dict[str, Any]] = {
     "loss_ladder_10_15_20": {"steps": [
@@ -123,13 +127,23 @@ PATHS: dict[str, dict[str, Any]] = {
     "operator_reset_and_rebase": {"steps": [
         ("eq", 0, 1000, N, ()),
         ("eq", 1, 800, H, ("MAX_DRAWDOWN_HARD",)),
-        ("reset", 2, None, N, ("OPERATOR_RESET",)),
-        ("eq", 3, 800, H, ("MAX_DRAWDOWN_HARD",)),  # no re-base: same facts, same verdict
+        # No re-base while still 20 % down: NORMAL would last until the next reading (issue 12).
+        ("reset", 2, None, H, REFUSED),
+        ("eq", 3, 800, H, ()),
         ("reset", 4, Decimal("800"), N, ("OPERATOR_RESET", "CAPITAL_REBASED")),
         ("eq", 5, 800, N, ()),
         ("eq", 6, 720, S, ("MAX_DRAWDOWN_SOFT",)),  # 10 % of the new base
-        ("reset", 7, None, N, ("OPERATOR_RESET",)),
-        ("reset", 8, None, N, ()),  # already NORMAL, nothing to do
+        ("reset", 7, None, S, REFUSED),  # SOFT_BRAKE would come straight back
+        ("eq", 8, 790, S, ()),  # recovered, but inside the cool-down
+        ("reset", 9, None, N, ("OPERATOR_RESET",)),  # nothing left to re-trip: allowed
+        ("reset", 10, None, N, ()),  # already NORMAL, nothing to do
+    ]},
+    "reset_from_hard_stop_after_recovery": {"steps": [
+        ("eq", 0, 1000, N, ()),
+        ("eq", 1, 750, H, ("MAX_DRAWDOWN_HARD",)),
+        ("eq", 2, 990, H, ()),  # latched although recovered
+        ("reset", 3, None, N, ("OPERATOR_RESET",)),
+        ("eq", 4, 990, N, ()),
     ]},
     "configured_initial_capital_is_the_base": {"initial": 2000, "steps": [
         ("eq", 0, 1800, S, ("MAX_DRAWDOWN_SOFT",)),
@@ -139,7 +153,7 @@ PATHS: dict[str, dict[str, Any]] = {
         ("eq", 1, 0, H, ("MAX_DRAWDOWN_HARD",)),
     ]},
     "custom_thresholds_zero_cooldown": {
-        "thresholds": RiskThresholds(soft_pct=2, quarantine_pct=4, hard_pct=6, recover_pct=1, cooldown_s=0),
+        "thresholds": RiskThresholds.default(soft_pct=2, quarantine_pct=4, hard_pct=6, recover_pct=1, cooldown_s=0),
         "steps": [
             ("eq", 0, 1000, N, ()),
             ("eq", 0, 980, S, ("MAX_DRAWDOWN_SOFT",)),
@@ -163,7 +177,10 @@ def apply(core: RiskGovernorCore, step: Step):
     if op == "ext":
         return core.on_external(arg[0], arg[1], t)
     if op == "reset":
-        return core.reset(t, "alice", new_initial_capital=arg)
+        try:
+            return core.reset(t, "alice", new_initial_capital=arg)
+        except ResetRefused:
+            return REFUSED
     raise AssertionError(op)
 
 
@@ -176,7 +193,9 @@ def test_equity_path(name: str) -> None:
         transition = apply(core, step)
         _, t, _, want_state, want_codes = step
         assert core.state is want_state, f"{name} step {i}: {core.state} != {want_state}"
-        if want_codes:
+        if want_codes == REFUSED:
+            assert transition == REFUSED and core.state is before, f"{name} step {i}: reset not refused"
+        elif want_codes:
             assert transition is not None, f"{name} step {i}: expected {want_codes}"
             assert transition.reason_codes == want_codes
             assert (transition.from_state, transition.to_state, transition.at) == (before, want_state, t)
@@ -210,6 +229,7 @@ def test_profit_mode_reports_drawdown_from_initial_metric() -> None:
 def test_reset_event_names_operator() -> None:
     core = RiskGovernorCore(initial_capital=1000)
     core.on_equity(700, 0)
+    core.on_equity(1000, 1)  # back at the base: a plain reset is safe
     t = core.reset(5, "bob")
     assert t is not None and t.to_event()["operator"] == "bob"
     assert t.from_state is H and t.to_state is N
@@ -269,6 +289,8 @@ def test_snapshot_round_trip_mid_path(name: str) -> None:
         stored = json.loads(json.dumps(original.snapshot(), allow_nan=False))
         restored = RiskGovernorCore.from_snapshot(PATHS[name].get("thresholds"), stored)
         assert restored.snapshot() == original.snapshot()
+        if original.equity is not None:  # a restarted process hears the reconciler's reading again
+            restored.on_equity(original.equity, steps[cut - 1][1])
         assert restored.profit_mode == original.profit_mode
         for step in steps[cut:]:
             a, b = apply(original, step), apply(restored, step)
@@ -301,13 +323,35 @@ def test_malformed_snapshot_fails_loudly(bad: dict[str, Any]) -> None:
 ])
 def test_threshold_validation_names_the_field(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=field):
-        RiskThresholds(**kwargs)
+        RiskThresholds.default(**kwargs)
 
 
 def test_threshold_edges_accepted() -> None:
     t = RiskThresholds(soft_pct=1, quarantine_pct=2, hard_pct=100, recover_pct=0,
                        profit_mode_factor=1, cooldown_s=0)
-    assert t.hard_pct == 100 and RiskThresholds().soft_pct == 10
+    assert t.hard_pct == 100 and RiskThresholds.default().soft_pct == 10
+
+
+def test_thresholds_have_one_source_of_truth() -> None:
+    """RiskSettings holds the only defaults: RiskThresholds has none of its own to drift."""
+    fields = dataclasses.fields(RiskThresholds)
+    assert all(f.default is dataclasses.MISSING for f in fields), "RiskThresholds grew its own defaults"
+    settings = RiskSettings()
+    assert {f.name: getattr(settings, f.name) for f in fields} == dataclasses.asdict(RiskThresholds.default())
+    assert RiskGovernorCore().thresholds == RiskThresholds.default()
+
+
+def test_every_risk_setting_reaches_the_thresholds() -> None:
+    """A setting the service forgot to pass on would leave the core on a silent default."""
+    changed = {"soft_pct": 11.0, "quarantine_pct": 16.0, "hard_pct": 21.0, "recover_pct": 4.0,
+               "profit_mode_factor": 1.2, "cooldown_s": 7.0}
+    assert set(changed) == {f.name for f in dataclasses.fields(RiskThresholds)}
+    env = {f"HEAN_RISK__{k.upper()}": str(v) for k, v in changed.items()}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        thresholds = thresholds_from(HeanSettings())
+    assert dataclasses.asdict(thresholds) == changed
 
 
 def test_state_levels_are_ordered() -> None:

@@ -3,6 +3,7 @@
     hean bench bus          the event bus vs raw pyzmq, blocking pyzmq+orjson and multiprocessing.Queue
     hean bench executor     intent -> HTTP request latency and placement throughput vs a bare aiohttp client
     hean bench reconciler   reconnect -> missed fills published, and feed frame -> tick latency
+    hean bench crash        price crash at the exchange -> HARD_STOP published (real processes), vs the tick interval
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ BENCHES = {
     "bus": "hean.bench.bus:run",
     "executor": "hean.executor.bench:run",
     "reconciler": "hean.reconciler.bench:run",
+    "crash": "hean.bench.crash:run",
 }
 
 

@@ -193,8 +193,9 @@ async def _bare_figures(sim: _StampingSim) -> dict[str, float]:
 
 async def run(json_out: bool) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="hean-bench-executor-"))
+    # No simulated network delay: both sides would pay it alike and it would only hide the overhead.
     sim = _StampingSim(SimSettings(rate_limit_scale=1000.0, tick_interval_s=1.0, volatility=0.0,
-                                   initial_balance=Decimal("10000000")))
+                                   initial_balance=Decimal("10000000"), rest_delay_ms=0, ws_delay_ms=0))
     await sim.start()
     async with aiohttp.ClientSession() as session:
         for symbol, price in PRICES.items():

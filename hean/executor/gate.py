@@ -175,6 +175,20 @@ def risk_gate(intent: Intent, view: RiskView, soft_brake_factor: Decimal, filt: 
     return GateDecision(True, intent.qty)
 
 
+def withdraw_reason(intent: Intent, sending_qty: Decimal, view: RiskView, soft_brake_factor: Decimal,
+                    filt: InstrumentFilter) -> str | None:
+    """The gate again, as an admitted order is about to leave: None if it may go at `sending_qty`.
+
+    It must still pass and allow at least the size being sent: a SOFT_BRAKE heard meanwhile
+    withdraws a full-size order (never resized in flight: the journal and the fingerprint are
+    for that size), while a NORMAL heard meanwhile lets a braked order go as it is.
+    """
+    decision = risk_gate(intent, view, soft_brake_factor, filt)
+    if decision.allowed and decision.qty >= sending_qty:
+        return None
+    return decision.reason or f"size {decimal_str(decision.qty)} < {decimal_str(sending_qty)}"
+
+
 def fingerprint(symbol: str, side: str, qty: Decimal, price: Decimal | None) -> str:
     """The seed's key: symbol + side + size + price (Decimal text, so no float noise)."""
     price_key = decimal_str(price) if price is not None else "market"
@@ -226,6 +240,10 @@ class FingerprintGuard:
 
     def record(self, key: str) -> None:
         self._recent[key] = self._clock()
+
+    def forget(self, key: str) -> None:
+        """The order recorded under `key` was withdrawn before it was sent: it blocks nothing."""
+        self._recent.pop(key, None)
 
     def cleanup(self, now: float | None = None) -> int:
         """Forget fingerprints older than the window plus a minute (the seed's margin)."""

@@ -19,11 +19,13 @@ import orjson
 
 PENDING = "PENDING"      # written before the request; the order may or may not exist
 UNKNOWN = "UNKNOWN"      # the request's outcome was ambiguous; being resolved by query
+EXISTS = "EXISTS"        # the exchange answered 110072: an order with this id exists; found by query, never resent
 PLACED = "PLACED"
 REJECTED = "REJECTED"
 BLOCKED = "BLOCKED"
 FINAL_STATES = frozenset({PLACED, REJECTED, BLOCKED})
-OPEN_STATES = frozenset({PENDING, UNKNOWN})
+OPEN_STATES = frozenset({PENDING, UNKNOWN, EXISTS})
+_OPEN_SQL = "('PENDING', 'UNKNOWN', 'EXISTS')"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
@@ -36,7 +38,8 @@ CREATE TABLE IF NOT EXISTS intents (
     created_ms    INTEGER NOT NULL,
     updated_ms    INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS intents_open ON intents(state) WHERE state IN ('PENDING', 'UNKNOWN');
+DROP INDEX IF EXISTS intents_open;
+CREATE INDEX IF NOT EXISTS intents_open_rows ON intents(state) WHERE state IN ('PENDING', 'UNKNOWN', 'EXISTS');
 CREATE INDEX IF NOT EXISTS intents_link ON intents(order_link_id);
 """
 
@@ -50,6 +53,8 @@ class JournalRow:
     intent: dict[str, Any]
     outcome: dict[str, Any] | None
     updated_ms: int = 0     # local clock, ms: when the row last changed (for a PENDING row, just before sending)
+    created_ms: int = 0     # local clock, ms: when the intent was received
+    sent_risk_state: str | None = None  # the risk state the request last left under (admission's until sent)
 
     @property
     def final(self) -> bool:
@@ -71,6 +76,9 @@ class Journal:
         # FULL: the pre-request row must survive power loss, not only a process crash.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(intents)")}
+        if "sent_risk_state" not in columns:  # a journal written before the column existed
+            self._db.execute("ALTER TABLE intents ADD COLUMN sent_risk_state TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -79,9 +87,10 @@ class Journal:
     def _row(r: tuple[Any, ...]) -> JournalRow:
         return JournalRow(intent_id=r[0], order_link_id=r[1], symbol=r[2], state=r[3],
                           intent=orjson.loads(r[4]), outcome=orjson.loads(r[5]) if r[5] else None,
-                          updated_ms=int(r[6]))
+                          updated_ms=int(r[6]), created_ms=int(r[7]), sent_risk_state=r[8])
 
-    _COLUMNS = "intent_id, order_link_id, symbol, state, intent_json, outcome_json, updated_ms"
+    _COLUMNS = "intent_id, order_link_id, symbol, state, intent_json, outcome_json, updated_ms, created_ms, " \
+        "sent_risk_state"
 
     def get(self, intent_id: str) -> JournalRow | None:
         r = self._db.execute(f"SELECT {self._COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,)).fetchone()
@@ -93,27 +102,30 @@ class Journal:
         return None if r is None else self._row(r)
 
     def open_rows(self) -> list[JournalRow]:
-        """Rows whose outcome is not known yet (PENDING or UNKNOWN), oldest first."""
-        rows = self._db.execute(f"SELECT {self._COLUMNS} FROM intents WHERE state IN ('PENDING', 'UNKNOWN') "
+        """Rows whose outcome is not known yet (PENDING, UNKNOWN or EXISTS), oldest first."""
+        rows = self._db.execute(f"SELECT {self._COLUMNS} FROM intents WHERE state IN {_OPEN_SQL} "
                                 "ORDER BY created_ms").fetchall()
         return [self._row(r) for r in rows]
 
     def insert(self, intent_id: str, order_link_id: str, symbol: str, state: str, intent: dict[str, Any],
-               outcome: dict[str, Any] | None = None) -> bool:
+               outcome: dict[str, Any] | None = None, *, sent_risk_state: str | None = None) -> bool:
         """Create the row (committed on return); False if the intent id is already journaled."""
         now = now_ms()
         cur = self._db.execute(
             "INSERT OR IGNORE INTO intents (intent_id, order_link_id, symbol, state, intent_json, outcome_json,"
-            " created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_ms, updated_ms, sent_risk_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (intent_id, order_link_id, symbol, state, orjson.dumps(intent),
-             orjson.dumps(outcome) if outcome is not None else None, now, now))
+             orjson.dumps(outcome) if outcome is not None else None, now, now, sent_risk_state))
         return cur.rowcount == 1
 
     def update(self, intent_id: str, state: str, *, outcome: dict[str, Any] | None = None,
-               intent: dict[str, Any] | None = None) -> None:
+               intent: dict[str, Any] | None = None, sent_risk_state: str | None = None) -> None:
         """Move a row to `state`, storing the outcome to re-publish on re-delivery."""
         sets = ["state = ?", "updated_ms = ?"]
         args: list[Any] = [state, now_ms()]
+        if sent_risk_state is not None:
+            sets.append("sent_risk_state = ?")
+            args.append(sent_risk_state)
         if outcome is not None:
             sets.append("outcome_json = ?")
             args.append(orjson.dumps(outcome))

@@ -1,10 +1,17 @@
-"""Placement: journal -> gate -> request -> outcome, and resolution of unknown outcomes.
+"""Placement: journal -> gate -> request -> outcome.
 
 Exactly-once rests on three facts: the journal row is committed before the request, the
 orderLinkId is a pure function of the intent id, and an unknown outcome is only ever
-settled by asking the exchange for that orderLinkId. An order that the exchange does
-not know may be sent again with the same orderLinkId; if an earlier copy lands after
-all, the exchange answers 110072 (duplicate) and that is read as "placed".
+settled by asking the exchange for that orderLinkId (`resolution`). An order that the
+exchange does not know may be sent again with the same orderLinkId; if an earlier copy
+lands after all, the exchange answers 110072 (duplicate) and the order is looked up.
+
+The gate is applied twice: when the intent is admitted, and again by the client's
+`before_send` check right before each attempt leaves (after the rate-limiter wait and
+before each internal retry). An opening order that no longer passes is withdrawn, never
+sent: ORDER_BLOCKED_RISK with reason `risk_changed`. It passes only if the gate still
+allows at least the size being sent (a SOFT_BRAKE heard meanwhile withdraws a full-size
+order; a NORMAL heard meanwhile does not enlarge a braked one).
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from decimal import Decimal
 from typing import Any
 
 from hean import topics
-from hean.exchange.bybit import BybitRestClient, ExchangeUnavailable, Outcome, decimal_str
+from hean.exchange.bybit import BybitRestClient, Outcome
 from hean.executor import journal as j
+from hean.executor import resolution
 from hean.executor.gate import (
     DuplicateOrderError,
     FingerprintGuard,
@@ -28,31 +36,16 @@ from hean.executor.gate import (
     fingerprint,
     parse_intent,
     risk_gate,
+    withdraw_reason,
 )
 from hean.executor.metrics import ExecutorMetrics
+from hean.executor.outcomes import RISK_CHANGED, echo, outcome
 from hean.ids import order_link_id, valid_intent_id
 
 log = logging.getLogger("hean.executor")
 T = topics.EventType
 Publish = Callable[[str, str, dict[str, Any]], Awaitable[bool]]
-
-
-def _text(value: Any) -> Any:
-    """Echo a raw intent field into an event: JSON-safe, floats and odd types turned to text."""
-    if value is None or isinstance(value, (bool, str)):
-        return value if not isinstance(value, str) else value[:64]
-    return str(value)[:64]
-
-
-def outcome(topic: str, type_: T, raw: dict[str, Any], *, qty: Decimal | None, link: str | None,
-            risk_state: str, order_id: str | None = None, reason: str | None = None,
-            ret_code: int | None = None, ret_msg: str | None = None) -> dict[str, Any]:
-    """An outcome event (topic, type, data) as published and as stored in the journal."""
-    data = {k: _text(raw.get(k)) for k in ("intent_id", "strategy_id", "symbol", "side", "order_type", "price")}
-    data.update(qty=decimal_str(qty) if qty is not None else _text(raw.get("qty")),
-                reduce_only=raw.get("reduce_only") is True, order_link_id=link, order_id=order_id,
-                reason=reason, ret_code=ret_code, ret_msg=ret_msg, risk_state=risk_state)
-    return {"topic": topic, "type": type_.value, "data": data}
+OnPlaced = Callable[[str], None]
 
 
 class Placer:
@@ -61,9 +54,10 @@ class Placer:
     def __init__(self, client: BybitRestClient, journal: j.Journal, guard: FingerprintGuard,
                  metrics: ExecutorMetrics, publish: Publish, view: Callable[[], RiskView],
                  soft_brake_factor: float, symbols: tuple[str, ...], settle_ms: int = 6000,
-                 max_age_s: float = 30.0) -> None:
+                 max_age_s: float = 30.0, on_placed: OnPlaced | None = None, exists_search_s: float = 60.0) -> None:
         self.client = client
         self.max_age_s = max_age_s
+        self.exists_search_s = exists_search_s
         # How long after the last request an order absent from the exchange is really absent:
         # recv_window plus a second of clock skew.
         self.settle_ms = settle_ms
@@ -73,21 +67,21 @@ class Placer:
         self.guard = guard
         self.m = metrics
         self._publish = publish
-        self._view = view
+        self.view = view
+        self._on_placed = on_placed
         self._factor = Decimal(str(soft_brake_factor))
         self.busy: set[str] = set()                                # intent ids with a task acting on them
         self.inflight: set[asyncio.Task[None]] = set()
         self.unresolved: dict[str, tuple[str, Decimal]] = {}       # intent id -> (symbol, qty)
         self.ambiguous: dict[str, str] = {}                        # intent id -> symbol, outcome unknown
         self._exported: set[str] = set()
-        self.resolve_now = asyncio.Event()
 
     # --- bookkeeping ---------------------------------------------------------------------
-    def _track(self, intent_id: str, symbol: str, qty: Decimal) -> None:
+    def track(self, intent_id: str, symbol: str, qty: Decimal) -> None:
         self.unresolved[intent_id] = (symbol, qty)
         self._export()
 
-    def _untrack(self, intent_id: str) -> None:
+    def untrack(self, intent_id: str) -> None:
         self.unresolved.pop(intent_id, None)
         self._export()
 
@@ -106,12 +100,14 @@ class Placer:
         """Symbols with an order whose outcome is unknown: no new opening orders there until resolved."""
         return frozenset(self.ambiguous.values())
 
-    async def _finish(self, intent_id: str, state: str, event: dict[str, Any]) -> None:
+    async def finish(self, intent_id: str, state: str, event: dict[str, Any]) -> None:
         """Store the final outcome first, then announce it (a crash in between re-publishes on re-delivery)."""
         self.journal.update(intent_id, state, outcome=event)
         self.ambiguous.pop(intent_id, None)
-        self._untrack(intent_id)
+        self.untrack(intent_id)
         self.busy.discard(intent_id)
+        if state == j.PLACED and self._on_placed is not None:
+            self._on_placed(str(event["data"].get("symbol")))
         await self._publish(event["topic"], event["type"], event["data"])
 
     # --- intake --------------------------------------------------------------------------
@@ -133,22 +129,26 @@ class Placer:
         except InvalidIntent as exc:
             link = order_link_id(intent_id) if known else None
             event = outcome(topics.order("rejected"), T.ORDER_REJECTED, raw, qty=None, link=link,
-                            risk_state=self._view().effective, reason=f"invalid_intent: {exc}")
+                            risk_state=self.view().effective, reason=f"invalid_intent: {exc}")
             self.m.rejected.labels("invalid_intent").inc()
-            log.warning("intent rejected", extra={"intent_id": _text(intent_id), "reason": str(exc)})
+            log.warning("intent rejected", extra={"intent_id": echo(intent_id), "reason": str(exc)})
             if known:
                 self.journal.insert(intent_id, link or "", str(raw.get("symbol"))[:32], j.REJECTED, raw, event)
             await self._publish(event["topic"], event["type"], event["data"])
             return
+        if type(raw.get("created_ns")) is not int:
+            # Stamped on receipt (and journaled with the intent), so it expires like the others.
+            raw = dict(raw, created_ns=time.time_ns())
         link = order_link_id(intent.intent_id)
-        if not self.journal.insert(intent.intent_id, link, intent.symbol, j.PENDING, raw):
+        if not self.journal.insert(intent.intent_id, link, intent.symbol, j.PENDING, raw,
+                                   sent_risk_state=self.view().effective):
             return
         self.busy.add(intent.intent_id)
         await self.admit(intent, raw, resend=False)
 
     async def admit(self, intent: Intent, raw: dict[str, Any], *, resend: bool) -> None:
         """Gate and send an intent whose row is PENDING (fresh, or known to be absent from the exchange)."""
-        view = self._view()
+        view = self.view()
         link = order_link_id(intent.intent_id)
         created_ns = raw.get("created_ns")
         if type(created_ns) is int and (time.time_ns() - created_ns) / 1e9 > self.max_age_s:
@@ -157,7 +157,7 @@ class Placer:
             self.m.rejected.labels("expired").inc()
             log.warning("intent expired before it could be sent", extra={
                 "intent_id": intent.intent_id, "age_s": round((time.time_ns() - created_ns) / 1e9, 1)})
-            await self._finish(intent.intent_id, j.REJECTED, outcome(
+            await self.finish(intent.intent_id, j.REJECTED, outcome(
                 topics.order("rejected"), T.ORDER_REJECTED, raw, qty=intent.qty, link=link,
                 risk_state=view.effective, reason="expired"))
             return
@@ -167,7 +167,7 @@ class Placer:
             reason = decision.reason or view.effective
             self.m.risk_blocked.labels(reason).inc()
             log.info("intent blocked by risk", extra={"intent_id": intent.intent_id, "reason": reason})
-            await self._finish(intent.intent_id, j.BLOCKED, outcome(
+            await self.finish(intent.intent_id, j.BLOCKED, outcome(
                 topics.order("blocked"), T.ORDER_BLOCKED_RISK, raw, qty=intent.qty, link=link,
                 risk_state=view.effective, reason=reason))
             return
@@ -177,136 +177,79 @@ class Placer:
                 self.guard.check(key)
             except DuplicateOrderError as exc:
                 self.m.duplicates.labels("fingerprint").inc()
-                await self._finish(intent.intent_id, j.BLOCKED, outcome(
+                await self.finish(intent.intent_id, j.BLOCKED, outcome(
                     topics.order("blocked"), T.ORDER_BLOCKED_DUPLICATE, raw, qty=decision.qty, link=link,
                     risk_state=view.effective, reason="fingerprint", ret_msg=str(exc)))
                 return
         self.guard.record(key)  # at send time: a timeout and a retry under a new id is blocked too
-        self._track(intent.intent_id, intent.symbol, decision.qty)
-        task = asyncio.create_task(self._send(intent, raw, decision.qty, view.effective), name=f"send:{link}")
+        self.track(intent.intent_id, intent.symbol, decision.qty)
+        task = asyncio.create_task(self._send(intent, raw, decision.qty, key), name=f"send:{link}")
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
 
     # --- the request ---------------------------------------------------------------------
-    async def _send(self, intent: Intent, raw: dict[str, Any], qty: Decimal, risk_state: str) -> None:
+    def _send_check(self, intent: Intent, qty: Decimal, state: list[str]) -> Callable[[], str | None]:
+        """The client's before_send: the gate once more, as the request is about to leave."""
+        filt = self.instruments[intent.symbol]
+
+        def still_allowed() -> str | None:
+            view = self.view()
+            state[0] = view.effective
+            return withdraw_reason(intent, qty, view, self._factor, filt)
+        return still_allowed
+
+    async def _send(self, intent: Intent, raw: dict[str, Any], qty: Decimal, key: str) -> None:
         link = order_link_id(intent.intent_id)
         started = time.perf_counter()
+        state = [self.view().effective]     # the risk state at the last send-time check
         try:
             resp = await self.client.place_order(
                 symbol=intent.symbol, side=intent.side, order_type=intent.order_type, qty=qty, price=intent.price,
                 order_link_id=link, reduce_only=intent.reduce_only, time_in_force=intent.time_in_force,
-                take_profit=intent.take_profit, stop_loss=intent.stop_loss)
+                take_profit=intent.take_profit, stop_loss=intent.stop_loss,
+                before_send=self._send_check(intent, qty, state))
         except (ValueError, TypeError) as exc:  # refused by the client before anything was sent
             self.m.rejected.labels("invalid_intent").inc()
-            await self._finish(intent.intent_id, j.REJECTED, outcome(
-                topics.order("rejected"), T.ORDER_REJECTED, raw, qty=qty, link=link, risk_state=risk_state,
+            await self.finish(intent.intent_id, j.REJECTED, outcome(
+                topics.order("rejected"), T.ORDER_REJECTED, raw, qty=qty, link=link, risk_state=state[0],
                 reason=f"invalid_intent: {exc}"))
             return
         except Exception as exc:  # noqa: BLE001 - e.g. closed session at shutdown: the outcome is unknown
             log.warning("order request failed locally; resolving", extra={"intent_id": intent.intent_id,
                                                                           "error": repr(exc)[:200]})
-            await self._unknown(intent.intent_id, intent.symbol)
+            await resolution.settle_unknown(self, intent.intent_id, intent.symbol, state[0], exists=False)
             return
         self.m.request_seconds.observe(time.perf_counter() - started)
-        common: dict[str, Any] = dict(qty=qty, link=link, risk_state=risk_state, ret_code=resp.ret_code,
+        common: dict[str, Any] = dict(qty=qty, link=link, risk_state=state[0], ret_code=resp.ret_code,
                                       ret_msg=resp.ret_msg or None)
         if resp.outcome is Outcome.OK:
             self.m.placed.inc()
-            await self._finish(intent.intent_id, j.PLACED, outcome(
+            await self.finish(intent.intent_id, j.PLACED, outcome(
                 topics.order("placed"), T.ORDER_PLACED, raw, order_id=resp.result.get("orderId"), **common))
+        elif resp.outcome is Outcome.NOT_SENT:
+            # Nothing reached the exchange (earlier attempts, if any, were RETRY_SAFE: not applied).
+            self.guard.forget(key)
+            self.m.risk_blocked.labels(RISK_CHANGED).inc()
+            log.warning("order withdrawn before sending: risk changed", extra={
+                "intent_id": intent.intent_id, "risk_state": state[0], "gate": resp.ret_msg})
+            await self.finish(intent.intent_id, j.BLOCKED, outcome(
+                topics.order("blocked"), T.ORDER_BLOCKED_RISK, raw, qty=qty, link=link, risk_state=state[0],
+                reason=RISK_CHANGED, ret_msg=resp.ret_msg or None))
         elif resp.outcome is Outcome.REJECTED:
             self.m.rejected.labels("exchange_rejected").inc()
-            await self._finish(intent.intent_id, j.REJECTED, outcome(
+            await self.finish(intent.intent_id, j.REJECTED, outcome(
                 topics.order("rejected"), T.ORDER_REJECTED, raw, reason="exchange_rejected", **common))
         else:
-            if resp.outcome is not Outcome.DUPLICATE:  # DUPLICATE is known-placed; only the orderId is missing
+            exists = resp.outcome is Outcome.DUPLICATE  # an order with this id exists; only the orderId is missing
+            if not exists:
                 log.warning("order outcome unknown; resolving by orderLinkId", extra={
                     "intent_id": intent.intent_id, "order_link_id": link, "outcome": resp.outcome.value,
                     "ret_code": resp.ret_code, "http_status": resp.http_status, "error": resp.error})
-            await self._unknown(intent.intent_id, intent.symbol, count=resp.outcome is not Outcome.DUPLICATE)
+            await resolution.settle_unknown(self, intent.intent_id, intent.symbol, state[0], exists=exists)
 
-    async def _unknown(self, intent_id: str, symbol: str, *, count: bool = True) -> None:
-        if count:
-            self.m.ambiguous.inc()
-        self.journal.update(intent_id, j.UNKNOWN)
-        self.ambiguous[intent_id] = symbol
-        row = self.journal.get(intent_id)
-        # First lookup at once; if the exchange cannot answer, the resolve loop owns the row from now on.
-        if row is None or not await self.resolve(row):
-            self.busy.discard(intent_id)
-
-    # --- resolution ----------------------------------------------------------------------
+    # --- resolution (see `resolution`) ---------------------------------------------------
     async def resolve(self, row: j.JournalRow, *, may_resend: bool = True) -> bool:
-        """Settle an open row by asking the exchange for its orderLinkId; True when settled."""
-        try:
-            found = await self.client.query_order(order_link_id=row.order_link_id)
-        except ExchangeUnavailable as exc:
-            self.m.resolve_failures.inc()
-            log.warning("order lookup failed; will retry", extra={"intent_id": row.intent_id, "error": str(exc)})
-            return False
-        if found is None and not may_resend:
-            return False
-        if found is None and j.now_ms() < row.updated_ms + self.settle_ms:
-            # A request signed just now may still be on its way to the matching engine. Bybit refuses a
-            # request older than its recv_window, so "absent" is only final once that window has passed.
-            return False
-        current = self.journal.get(row.intent_id)
-        if current is None or current.final:
-            return True     # settled meanwhile by another path: never send a finished intent again
-        view = self._view()
-        if found is not None:
-            self.m.resolved.labels("placed").inc()
-            self.m.placed.inc()
-            log.info("unresolved order found on the exchange", extra={
-                "intent_id": row.intent_id, "order_link_id": row.order_link_id, "order_id": found.get("orderId")})
-            qty = Decimal(str(found.get("qty") or "0")) or None
-            await self._finish(row.intent_id, j.PLACED, outcome(
-                topics.order("placed"), T.ORDER_PLACED, row.intent, qty=qty, link=row.order_link_id,
-                risk_state=view.effective, order_id=found.get("orderId")))
-            return True
-        self.m.resolved.labels("absent").inc()
-        log.info("unresolved order absent from the exchange; sending it", extra={"intent_id": row.intent_id})
-        self.journal.update(row.intent_id, j.PENDING)
-        self.ambiguous.pop(row.intent_id, None)
-        self._untrack(row.intent_id)
-        self.busy.add(row.intent_id)
-        try:
-            intent = parse_intent(row.intent, self.instruments)
-        except InvalidIntent as exc:
-            self.m.rejected.labels("invalid_intent").inc()
-            await self._finish(row.intent_id, j.REJECTED, outcome(
-                topics.order("rejected"), T.ORDER_REJECTED, row.intent, qty=None, link=row.order_link_id,
-                risk_state=view.effective, reason=f"invalid_intent: {exc}"))
-            return True
-        await self.admit(intent, row.intent, resend=True)
-        return True
+        return await resolution.resolve(self, row, may_resend=may_resend)
 
     async def resolve_open(self, *, may_resend: bool) -> int:
-        """One pass over every open row nobody is working on; returns how many are still open.
-
-        may_resend=False (start-up, before risk is known) only settles rows found on the exchange.
-        """
-        left = 0
-        for listed in self.journal.open_rows():
-            if listed.intent_id in self.busy:
-                continue
-            # The list was read before earlier lookups awaited: re-read, the row may be final by now.
-            row = self.journal.get(listed.intent_id)
-            if row is None or row.final:
-                continue
-            self.busy.add(row.intent_id)
-            # Until it is settled, the order counts as existing, at full size.
-            self.ambiguous[row.intent_id] = row.symbol
-            try:
-                qty = Decimal(str(row.intent.get("qty") or "0"))
-            except ArithmeticError:
-                qty = Decimal(0)
-            self._track(row.intent_id, row.symbol, qty if qty.is_finite() else Decimal(0))
-            settled = False
-            try:
-                settled = await self.resolve(row, may_resend=may_resend)
-            finally:
-                if not settled:
-                    self.busy.discard(row.intent_id)
-                    left += 1
-        return left
+        return await resolution.resolve_open(self, may_resend=may_resend)

@@ -1,12 +1,17 @@
 """`hean run executor`: order intents -> Bybit REST, exactly once, behind risk gating.
 
+Its journal (`executor.sqlite`) belongs to one exchange account (base URL and UID, asked
+at start-up before the file is opened): a journal of another account refuses the start
+(exit 78) unless HEAN_ARCHIVE_FOREIGN_STATE=true archives it.
+
 A thin shell around `placement.Placer` (journal, guard, requests) and the pure
 `gate` module. It listens to intents (strategy, ctl), the risk state and the
 reconciler's status, and it owns the background loops: resolution of unknown
 outcomes, fingerprint clean-up and the risk-staleness watch.
 
 Decisions: no RISK_STATE for `executor.risk_stale_s` (also at start-up) gates like
-HARD_STOP but does not cancel resting orders — only an announced HARD_STOP does, since a
+HARD_STOP but does not cancel resting orders — only an announced QUARANTINE or HARD_STOP
+does (`sweep`: opening orders only, verified, repeated while the state holds), since a
 lost heartbeat is not a loss. "Reconciling" is only what the reconciler says
 (reconciling=true until it says false); a silent reconciler does not block, because
 the risk state, not the reconciler, is the executor's fail-closed signal.
@@ -24,20 +29,22 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from hean import topics
 from hean.bus.envelope import Event
-from hean.config import HeanSettings
+from hean.config import ConfigError, HeanSettings
+from hean.exchange.account import AccountIdentity, fetch_identity
 from hean.exchange.bybit import ExchangeUnavailable
 from hean.exchange.connect import rest_client
 from hean.executor import journal as j
-from hean.executor.gate import FingerprintGuard, RiskView
+from hean.executor.gate import REDUCE_ONLY_STATES, FingerprintGuard, RiskView
 from hean.executor.metrics import ExecutorMetrics
-from hean.executor.placement import Placer, outcome
+from hean.executor.placement import Placer
+from hean.executor.sweep import OpeningOrderSweep
 from hean.lifecycle import Service
+from hean.statefile import bind_state
 
 log = logging.getLogger("hean.executor")
 T = topics.EventType
 _LEVELS = {"NORMAL": 0, "SOFT_BRAKE": 1, "QUARANTINE": 2, "HARD_STOP": 3}
 INTENT_SOURCES = ("strategy", "ctl")
-CANCEL_RETRY_MAX_S = 5.0   # cancel-all during HARD_STOP is retried, backing off up to this
 
 
 class ExecutorService(Service):
@@ -53,6 +60,7 @@ class ExecutorService(Service):
         self.guard = FingerprintGuard(cfg.dedup_window_s, cfg.dedup_cleanup_interval_s)
         self.journal: j.Journal | None = None
         self.placer: Placer | None = None
+        self.sweep: OpeningOrderSweep | None = None
         self.risk_state: str | None = None
         self._risk_heard: float | None = None
         self._started = time.monotonic()
@@ -68,15 +76,21 @@ class ExecutorService(Service):
 
     async def _on_risk(self, ev: Event) -> None:
         state = ev.data.get("state")
-        previous = self.risk_state if not self.view().stale else None
         self.risk_state = state if isinstance(state, str) else None
         self._risk_heard = time.monotonic()
         self.m.risk_state.set(_LEVELS.get(self.view().effective, 3))
-        if state == "HARD_STOP" and previous != "HARD_STOP" and not any(
-                t.get_name() == "cancel_all" and not t.done() for t in self._loops):
-            log.warning("HARD_STOP: cancelling all open orders", extra={"symbols": list(self.settings.symbols)})
+        if self.risk_state in REDUCE_ONLY_STATES and self.sweep is not None and not any(
+                t.get_name() == "sweep" and not t.done() for t in self._loops):
+            log.warning("reduce-only risk state: cancelling resting opening orders", extra={
+                "risk_state": self.risk_state, "symbols": list(self.settings.symbols)})
             # Tracked with the loops, so shutdown stops it before the client closes.
-            self._loops.append(self.spawn(self._cancel_all(), "cancel_all"))
+            self._loops = [t for t in self._loops if not (t.get_name() == "sweep" and t.done())]
+            self._loops.append(self.spawn(self.sweep.run(), "sweep"))
+
+    def _placed(self, symbol: str) -> None:
+        """An order was placed (or found placed): under a reduce-only state it is a late landing."""
+        if self.sweep is not None and self.sweep.holds():
+            self.sweep.kick()
 
     async def _on_reconcile(self, ev: Event) -> None:
         reconciling = bool(ev.data.get("reconciling"))
@@ -92,12 +106,23 @@ class ExecutorService(Service):
     # --- lifecycle -----------------------------------------------------------------------
     async def startup(self) -> None:
         s = self.settings
-        self.journal = j.Journal(s.data_dir / "executor.sqlite")
-        await self._connect_exchange()
+        identity = await self._connect_exchange()
+        # The journal's orderLinkIds and open rows describe one account: never resolve them against
+        # another (contract 2). A journal of another account is a ConfigError: exit 78, one line.
+        path = s.data_dir / "executor.sqlite"
+        try:
+            bind_state(path, identity, archive_foreign=s.archive_foreign_state)
+        except ConfigError:
+            await self.client.close()   # the shell exits 78 without calling shutdown
+            raise
+        self.journal = j.Journal(path)
         self.make_publisher()
         self.placer = Placer(self.client, self.journal, self.guard, self.m, self.publish, self.view,
                              s.executor.soft_brake_factor, s.symbols, settle_ms=s.bybit.recv_window_ms + 1000,
-                             max_age_s=s.executor.intent_max_age_s)
+                             max_age_s=s.executor.intent_max_age_s, on_placed=self._placed,
+                             exists_search_s=s.executor.exists_search_s)
+        self.sweep = OpeningOrderSweep(self.client, self.journal, s.symbols, self.publish, self.m,
+                                       lambda: self.risk_state)
         sub = self.make_subscriber()
         for source in (*INTENT_SOURCES, "risk", "reconciler"):
             sub.connect(source)
@@ -110,12 +135,13 @@ class ExecutorService(Service):
         self._loops = [self.spawn(self._resolve_loop(), "resolve"), self.spawn(self._cleanup_loop(), "dedup_cleanup"),
                        self.spawn(self._risk_watch(), "risk_watch")]
 
-    async def _connect_exchange(self) -> None:
+    async def _connect_exchange(self) -> AccountIdentity:
+        """Start the client and ask whose key it trades with, retrying while the exchange cannot answer."""
         delay = 0.5
         while True:
             try:
                 await self.client.start()
-                return
+                return await fetch_identity(self.client)
             except ExchangeUnavailable as exc:
                 log.warning("exchange not reachable at start-up; retrying", extra={"error": str(exc),
                                                                                    "retry_s": delay})
@@ -149,38 +175,6 @@ class ExecutorService(Service):
                             extra={"risk_stale_s": self.settings.executor.risk_stale_s})
             was_stale = view.stale
             await asyncio.sleep(0.25)
-
-    async def _cancel_all(self) -> None:
-        """Cancel every open order of every symbol; keep trying for as long as HARD_STOP holds.
-
-        Giving up after a few attempts would leave orders resting through an exchange outage with
-        the governor's hardest stop in force.
-        """
-        assert self.journal is not None
-        for symbol in self.settings.symbols:
-            attempt = 0
-            while self.risk_state == "HARD_STOP":
-                attempt += 1
-                resp = await self.client.cancel_all(symbol=symbol)
-                if resp.ok:
-                    self.m.cancel_all.labels("ok").inc()
-                    await self._announce_cancelled(resp.result.get("list") or [])
-                    break
-                self.m.cancel_all.labels("failed").inc()
-                log.error("cancel-all failed; retrying", extra={"symbol": symbol, "attempt": attempt,
-                                                                "ret_code": resp.ret_code, "error": resp.error})
-                await asyncio.sleep(min(0.2 * attempt, CANCEL_RETRY_MAX_S))
-
-    async def _announce_cancelled(self, items: list[dict[str, Any]]) -> None:
-        assert self.journal is not None
-        for item in items:
-            row = self.journal.by_link_id(str(item.get("orderLinkId") or ""))
-            if row is None:
-                continue
-            event = outcome(topics.order("cancelled"), T.ORDER_CANCELLED, row.intent, qty=None,
-                            link=row.order_link_id, risk_state="HARD_STOP", order_id=item.get("orderId"),
-                            reason="HARD_STOP")
-            await self.publish(event["topic"], event["type"], event["data"])
 
     async def shutdown(self) -> None:
         # 1. No new intents: the shell has stopped the bus reader; let it hand over what was queued.

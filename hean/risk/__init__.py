@@ -2,10 +2,11 @@
 
 from hean.risk.core import (
     InvalidEquity,
+    ResetRefused,
     RiskGovernorCore,
     RiskState,
     RiskThresholds,
     RiskTransition,
 )
 
-__all__ = ["InvalidEquity", "RiskGovernorCore", "RiskState", "RiskThresholds", "RiskTransition"]
+__all__ = ["InvalidEquity", "ResetRefused", "RiskGovernorCore", "RiskState", "RiskThresholds", "RiskTransition"]

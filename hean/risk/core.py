@@ -37,14 +37,15 @@ Money is Decimal inside; floats appear only in emitted event values.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from enum import Enum
 from typing import Any
 
-__all__ = ["InvalidEquity", "RiskGovernorCore", "RiskState", "RiskThresholds", "RiskTransition"]
+from hean.risk.thresholds import RiskThresholds, finite_number
+
+__all__ = ["InvalidEquity", "ResetRefused", "RiskGovernorCore", "RiskState", "RiskThresholds", "RiskTransition"]
 
 _LEVELS = {"NORMAL": 0, "SOFT_BRAKE": 1, "QUARANTINE": 2, "HARD_STOP": 3}
 
@@ -66,14 +67,17 @@ class InvalidEquity(ValueError):
     """Equity or capital that must not move the state machine (NaN, inf, < 0, ...)."""
 
 
-def _finite_number(name: str, value: Any) -> float:
-    """Validate a config/time number; bools are rejected because True == 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise ValueError(f"{name} must be a number, got {type(value).__name__}")
-    as_float = float(value)
-    if not math.isfinite(as_float):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return as_float
+class ResetRefused(ValueError):
+    """A reset without a re-base that the next equity reading would undo (issue 12).
+
+    NORMAL then HARD_STOP half a second later is a window for opening orders; refusing
+    is the safe answer. `drawdown_pct` is None when no equity is known yet.
+    """
+
+    def __init__(self, message: str, *, would_be: RiskState, drawdown_pct: float | None, threshold_pct: float,
+                 equity: Decimal | None) -> None:
+        super().__init__(message)
+        self.would_be, self.drawdown_pct, self.threshold_pct, self.equity = would_be, drawdown_pct, threshold_pct, equity
 
 
 def _to_decimal(value: Any, what: str) -> Decimal:
@@ -100,40 +104,6 @@ def _capital(value: Any) -> Decimal:
     if dec <= 0:
         raise InvalidEquity(f"initial capital must be > 0, got {value!r}")
     return dec
-
-
-@dataclass(frozen=True)
-class RiskThresholds:
-    """Percent thresholds of the ladder; validated so a typo cannot invert it."""
-
-    soft_pct: float = 10.0
-    quarantine_pct: float = 15.0
-    hard_pct: float = 20.0
-    recover_pct: float = 5.0
-    profit_mode_factor: float = 1.05
-    cooldown_s: float = 300.0
-
-    def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
-            _finite_number(name, getattr(self, name))
-        if not self.soft_pct > 0:
-            raise ValueError(f"soft_pct must be > 0, got {self.soft_pct}")
-        if not self.quarantine_pct > self.soft_pct:
-            raise ValueError("quarantine_pct must be > soft_pct")
-        if not self.hard_pct > self.quarantine_pct:
-            raise ValueError("hard_pct must be > quarantine_pct")
-        if not self.hard_pct <= 100:
-            raise ValueError(f"hard_pct must be <= 100, got {self.hard_pct}")
-        if not 0 <= self.recover_pct < self.soft_pct:
-            raise ValueError("recover_pct must be >= 0 and < soft_pct")
-        if not self.profit_mode_factor >= 1:
-            raise ValueError("profit_mode_factor must be >= 1")
-        if not self.cooldown_s >= 0:
-            raise ValueError("cooldown_s must be >= 0")
-
-    def pct(self, name: str) -> Decimal:
-        """Threshold as Decimal, for exact comparisons against drawdown."""
-        return Decimal(repr(float(getattr(self, name))))
 
 
 @dataclass(frozen=True)
@@ -184,9 +154,9 @@ class RiskGovernorCore:
         initial_capital: Decimal | int | float | None = None,
         peak_equity: Decimal | int | float | None = None,
     ) -> None:
-        self._thresholds = thresholds or RiskThresholds()
+        self._thresholds = thresholds or RiskThresholds.default()
         self._state = RiskState(state)
-        self._state_since = _finite_number("state_since", state_since)
+        self._state_since = finite_number("state_since", state_since)
         self._initial: Decimal | None = None if initial_capital is None else _capital(initial_capital)
         self._peak: Decimal | None = None if peak_equity is None else _to_decimal(peak_equity, "peak equity")
         self._equity: Decimal | None = None
@@ -270,7 +240,7 @@ class RiskGovernorCore:
     # ---- inputs ------------------------------------------------------
     def on_equity(self, equity: Decimal | int | float, now: float) -> RiskTransition | None:
         """Feed one equity reading; returns the transition it caused, if any."""
-        at = _finite_number("now", now)
+        at = finite_number("now", now)
         value = _to_decimal(equity, "equity")
         initial = self._initial if self._initial is not None else _capital(equity)
         # Validation done: mutate from here on.
@@ -302,16 +272,16 @@ class RiskGovernorCore:
         self, now: float, *, age_s: float = 0.0, max_age_s: float = 0.0
     ) -> RiskTransition | None:
         """No fresh equity: raise to QUARANTINE. `age_s`/`max_age_s` only fill the event."""
-        at = _finite_number("now", now)
-        age = _finite_number("age_s", age_s)
-        limit = _finite_number("max_age_s", max_age_s)
+        at = finite_number("now", now)
+        age = finite_number("age_s", age_s)
+        limit = finite_number("max_age_s", max_age_s)
         if self._state.level >= RiskState.QUARANTINE.level:
             return None
         return self._move(RiskState.QUARANTINE, ("EQUITY_STALE",), "equity_age_s", age, limit, at)
 
     def on_external(self, requested: RiskState, reason: str, now: float) -> RiskTransition | None:
         """Another component asks for a stricter state; milder requests are ignored."""
-        at = _finite_number("now", now)
+        at = finite_number("now", now)
         target = RiskState(requested)
         if not isinstance(reason, str) or not reason:
             raise ValueError("external reason must be a non-empty string")
@@ -332,12 +302,14 @@ class RiskGovernorCore:
         capital (and old peak), so a deep drawdown escalates again at once.
         Returns None only when nothing changed (already NORMAL, no re-base).
         """
-        at = _finite_number("now", now)
+        at = finite_number("now", now)
         if not isinstance(operator, str) or not operator:
             raise ValueError("operator must be a non-empty string")
         capital = None if new_initial_capital is None else _capital(new_initial_capital)
         if capital is None and self._state is RiskState.NORMAL:
             return None
+        if capital is None:
+            self._refuse_unsafe_reset()
         codes: tuple[str, ...] = ("OPERATOR_RESET",)
         if capital is not None:
             codes += ("CAPITAL_REBASED",)
@@ -349,7 +321,41 @@ class RiskGovernorCore:
         transition = self._move(RiskState.NORMAL, codes, "initial_capital", base, 0.0, at)
         return replace(transition, operator=operator)
 
+    def on_transfer(self, amount: Decimal) -> None:
+        """Money moved in (+) or out (-): shift the drawdown base with it; never a transition.
+
+        Initial capital and peak move by the amount, so drawdown and profit mode mean
+        the same before and after. Before any equity is known there is no base to move.
+        """
+        value = Decimal(amount)
+        if not value.is_finite():
+            raise InvalidEquity(f"transfer amount must be finite, got {amount!r}")
+        if self._initial is None:
+            return
+        if self._initial + value <= 0:
+            raise InvalidEquity(f"a transfer of {value} would leave initial capital {self._initial} at <= 0")
+        self._initial += value
+        if self._peak is not None:
+            self._peak = max(Decimal(0), self._peak + value)
+        if self._equity is not None:
+            self._equity = max(Decimal(0), self._equity + value)
+
     # ---- helpers -----------------------------------------------------
+    def _refuse_unsafe_reset(self) -> None:
+        """Raise ResetRefused when the current drawdown would re-trip the ladder at once."""
+        if self._equity is None or self._initial is None:
+            raise ResetRefused("no equity reading since the risk process started: a reset now could re-trip "
+                               "at the first one", would_be=self._state, drawdown_pct=None,
+                               threshold_pct=float(self._thresholds.soft_pct), equity=None)
+        drawdown = self._drawdown(self._equity, self._initial)
+        for target, threshold_name, _ in _LADDER:
+            limit = self._thresholds.pct(threshold_name)
+            if drawdown >= limit:
+                raise ResetRefused(f"drawdown {float(drawdown):.2f} % is at or beyond the {threshold_name} limit "
+                                   f"{float(limit):g} %: a reset would re-trip to {target.value} at the next reading",
+                                   would_be=target, drawdown_pct=float(drawdown), threshold_pct=float(limit),
+                                   equity=self._equity)
+
     @staticmethod
     def _drawdown(equity: Decimal, initial: Decimal) -> Decimal:
         return (initial - equity) / initial * 100

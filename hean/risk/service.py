@@ -1,11 +1,18 @@
 """`hean run risk`: the risk governor process (seed fix #4) around the pure `RiskGovernorCore`.
 
-Inputs: `account.equity` from the reconciler, `risk.request` from the watchdog,
-`risk.reset` from the operator CLI (`ctl`). Output: `risk.state` at once on
+Inputs: `account.equity`, `position.<SYM>` and `account.transfer` from the reconciler,
+`tick.ticker.<SYM>` (mark prices) from the feed, `risk.request` from the watchdog,
+`risk.reset` from the operator CLI (`ctl`). The equity judged is the last wallet
+reading marked to the feed's mark price (`hean.risk.account`), aged from the exchange's
+time of its oldest input, so a crash under an open position is seen at the next tick
+and a silent source shows as stale. Output: `risk.state` at once on
 every transition (with `transition`) and every `risk.heartbeat_s` otherwise,
 so the executor can fail closed when the heartbeat stops. The snapshot is
 saved in `<data_dir>/risk.sqlite` before a transition is published, so a
-restart resumes the same state, `state_since` and initial capital.
+restart resumes the same state, `state_since` and initial capital. That file belongs
+to one exchange account (base URL and UID, asked once at start-up with the only REST
+call risk makes): a file of another account refuses the start (exit 78) unless
+HEAN_ARCHIVE_FOREIGN_STATE=true archives it.
 
 Metrics (prefix hean_risk_):
     hean_risk_state                      current state as a number (0 NORMAL .. 3 HARD_STOP)
@@ -15,7 +22,10 @@ Metrics (prefix hean_risk_):
     hean_risk_initial_capital            the base drawdown is measured from
     hean_risk_transitions_total{reason}  transitions by reason code
     hean_risk_invalid_equity_total       equity updates rejected (NaN, negative, zero capital, garbage)
-    hean_risk_equity_age_seconds         seconds since the last accepted equity update
+    hean_risk_equity_age_seconds         age of the equity judged (exchange time of its oldest input)
+    hean_risk_transfers_total{direction} transfers (in / out) that moved the drawdown base
+    hean_risk_transferred_amount         net amount transferred, as recorded in risk.sqlite
+    hean_risk_marked_positions           open positions currently marked to the feed
 """
 
 from __future__ import annotations
@@ -26,57 +36,36 @@ import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from hean import topics
 from hean.bus.envelope import Event
 from hean.config import ConfigError, HeanSettings
+from hean.exchange.account import fetch_identity
+from hean.exchange.connect import rest_client
 from hean.lifecycle import Service
-from hean.risk.core import InvalidEquity, RiskGovernorCore, RiskState, RiskThresholds, RiskTransition
+from hean.risk.account import AccountView
+from hean.risk.core import (
+    InvalidEquity,
+    ResetRefused,
+    RiskGovernorCore,
+    RiskState,
+    RiskThresholds,
+    RiskTransition,
+)
+from hean.risk.inputs import AccountInputs
+from hean.risk.metrics import RiskMetrics
 from hean.risk.store import RiskStore
+from hean.statefile import bind_state
 
 log = logging.getLogger("hean.risk")
 
 _RESET_MEMORY = 256  # request ids remembered so a re-sent reset is acknowledged, not applied twice
 
 
-class RiskMetrics:
-    """The risk process's Prometheus series, registered in one registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.state = Gauge("hean_risk_state", "Risk state as a number: 0 NORMAL, 1 SOFT_BRAKE, "
-                           "2 QUARANTINE, 3 HARD_STOP", registry=registry)
-        self.state_info = Gauge("hean_risk_state_info", "1 for the current risk state", ["state"],
-                                registry=registry)
-        self.drawdown = Gauge("hean_risk_drawdown_pct", "Drawdown from initial capital in percent",
-                              registry=registry)
-        self.equity = Gauge("hean_risk_equity", "Last accepted account equity", registry=registry)
-        self.initial = Gauge("hean_risk_initial_capital", "Initial capital drawdown is measured from",
-                             registry=registry)
-        self.transitions = Counter("hean_risk_transitions_total", "Risk state transitions by reason code",
-                                   ["reason"], registry=registry)
-        self.invalid = Counter("hean_risk_invalid_equity_total", "Equity updates rejected as invalid",
-                               registry=registry)
-        self.equity_age = Gauge("hean_risk_equity_age_seconds", "Seconds since the last accepted equity",
-                                registry=registry)
-
-    def show(self, core: RiskGovernorCore) -> None:
-        self.state.set(core.state.level)
-        for s in RiskState:
-            self.state_info.labels(s.value).set(1 if s is core.state else 0)
-        self.drawdown.set(core.drawdown_pct)
-        if core.equity is not None:
-            self.equity.set(float(core.equity))
-        if core.initial_capital is not None:
-            self.initial.set(float(core.initial_capital))
-
-
 def thresholds_from(settings: HeanSettings) -> RiskThresholds:
-    r = settings.risk
     try:
-        return RiskThresholds(soft_pct=r.soft_pct, quarantine_pct=r.quarantine_pct, hard_pct=r.hard_pct,
-                              recover_pct=r.recover_pct, profit_mode_factor=r.profit_mode_factor,
-                              cooldown_s=r.cooldown_s)
+        return RiskThresholds.from_settings(settings.risk)
     except ValueError as exc:
         raise ConfigError(f"HEAN_RISK__*: {exc}") from None
 
@@ -85,7 +74,7 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-class RiskService(Service):
+class RiskService(AccountInputs, Service):
     """Drives the core from bus events and a clock; persists, publishes, logs, measures."""
 
     name = "risk"
@@ -96,13 +85,25 @@ class RiskService(Service):
         self.risk_metrics = RiskMetrics(registry)
         self.store: RiskStore | None = None
         self.core = RiskGovernorCore(self.thresholds)
-        self._last_equity_mono = time.monotonic()
+        self.account = AccountView(settings.risk.mark_max_age_s)
+        self._started = time.time()
         self._saved_snapshot: dict[str, Any] | None = None
+        self._saved_at = 0.0
+        self._saved_profit = False
         self._resets_seen: dict[str, dict[str, Any]] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------
     async def startup(self) -> None:
-        self.store = RiskStore(self.settings.data_dir / "risk.sqlite")
+        # The base and the latch describe one account: never judge another with them (contract 2).
+        path = self.settings.data_dir / "risk.sqlite"
+        client = rest_client(self.settings, self.registry)
+        await client.start()
+        try:
+            identity = await fetch_identity(client)
+        finally:
+            await client.close()
+        bind_state(path, identity, archive_foreign=self.settings.archive_foreign_state)
+        self.store = RiskStore(path)
         snapshot = self.store.load()
         configured = self.settings.risk.initial_capital
         if snapshot is None:
@@ -114,7 +115,7 @@ class RiskService(Service):
         else:
             # A corrupt snapshot raises: guessing NORMAL would silently undo a HARD_STOP.
             self.core = RiskGovernorCore.from_snapshot(self.thresholds, snapshot)
-            self._saved_snapshot = self.core.snapshot()
+            self._saved(self.core.snapshot())
             log.info("risk state resumed from disk", extra=dict(snapshot))
             if configured is not None and self.core.initial_capital not in (None, configured):
                 log.warning("configured initial capital differs from the persisted one; the persisted one "
@@ -122,12 +123,17 @@ class RiskService(Service):
                             extra={"configured": _money(configured),
                                    "persisted": _money(self.core.initial_capital)})
         # After a (re)start the equity clock starts now: the reconciler gets equity_stale_s to speak.
-        self._last_equity_mono = time.monotonic()
+        self._started = time.time()
+        self.risk_metrics.transferred.set(float(sum((Decimal(t["amount"]) for t in self.store.transfers()
+                                                     if t["applied"]), Decimal(0))))
         self.risk_metrics.show(self.core)
         self.make_publisher()
         sub = self.make_subscriber()
-        sub.connect("reconciler").connect("watchdog").connect("ctl")
+        sub.connect("reconciler").connect("watchdog").connect("ctl").connect("feed")
         sub.on(topics.equity(), self._on_equity)
+        sub.on(topics.transfer(), self._on_transfer)
+        sub.on(topics.position(""), self._on_position)
+        sub.on(topics.tick("ticker", ""), self._on_tick)
         sub.on(topics.risk_control("request"), self._on_request)
         sub.on(topics.risk_control("reset"), self._on_reset)
 
@@ -148,25 +154,6 @@ class RiskService(Service):
             self.store = None
 
     # ---- inputs ------------------------------------------------------------------------
-    async def _on_equity(self, ev: Event) -> None:
-        if ev.source != "reconciler" or ev.type != topics.EventType.EQUITY_UPDATE.value:
-            return
-        raw = ev.data.get("equity") if isinstance(ev.data, dict) else None
-        try:
-            value: Any = Decimal(raw) if isinstance(raw, str) else raw
-            transition = self.core.on_equity(value, time.time())
-        except (InvalidEquity, InvalidOperation) as exc:
-            self.risk_metrics.invalid.inc()
-            log.warning("invalid equity ignored", extra={"equity": repr(raw)[:64], "error": str(exc)[:200]})
-            return
-        self._last_equity_mono = time.monotonic()
-        self.risk_metrics.equity_age.set(0)
-        self.risk_metrics.show(self.core)
-        if transition is not None:
-            await self._apply(transition)
-        elif self.core.snapshot() != self._saved_snapshot:
-            self._save()  # first equity fixes the initial capital; a new peak moves profit mode
-
     async def _on_request(self, ev: Event) -> None:
         if ev.type != topics.EventType.RISK_REQUEST.value or not isinstance(ev.data, dict):
             return
@@ -189,7 +176,11 @@ class RiskService(Service):
         request_id = str(data.get("request_id") or "")
         if request_id and request_id in self._resets_seen:
             # The CLI re-sends until it hears an answer: answer again, do not reset twice.
-            await self._publish_state(self._resets_seen[request_id])
+            seen = self._resets_seen[request_id]
+            if "reset_refused" in seen:
+                await self._publish_state(None, reset_refused=seen["reset_refused"])
+            else:
+                await self._publish_state(seen)
             return
         operator = data.get("operator")
         raw_capital = data.get("new_initial_capital")
@@ -197,6 +188,9 @@ class RiskService(Service):
             capital = None if raw_capital is None else Decimal(str(raw_capital))
             now = time.time()
             transition = self.core.reset(now, operator if isinstance(operator, str) else "", capital)
+        except ResetRefused as refused:
+            await self._refuse_reset(refused, str(operator), request_id)
+            return
         except (ValueError, InvalidOperation, InvalidEquity) as exc:
             log.error("operator risk reset refused", extra={"operator": operator, "error": str(exc)[:200]})
             return
@@ -218,9 +212,30 @@ class RiskService(Service):
                 self._resets_seen.pop(next(iter(self._resets_seen)))
         await self._publish_state(event)
 
+    async def _refuse_reset(self, refused: ResetRefused, operator: str, request_id: str) -> None:
+        """Answer the CLI with why not, and what would work (a re-base on the current equity)."""
+        answer = {"request_id": request_id, "operator": operator, "reason": str(refused),
+                  "state": self.core.state.value, "would_be": refused.would_be.value,
+                  "drawdown_pct": refused.drawdown_pct, "threshold_pct": refused.threshold_pct,
+                  "equity": _money(refused.equity), "initial_capital": _money(self.core.initial_capital),
+                  "option": "--initial-capital"}
+        log.warning("operator risk reset refused", extra={"operator": operator, "reason": str(refused),
+                                                          "drawdown_pct": refused.drawdown_pct,
+                                                          "threshold_pct": refused.threshold_pct})
+        if request_id:
+            self._resets_seen[request_id] = {"reset_refused": answer}
+        await self._publish_state(None, reset_refused=answer)
+
     # ---- effects -----------------------------------------------------------------------
+    def equity_age(self, now: float) -> float:
+        """Age of the equity judged: of its oldest input, or since start-up before the first reading."""
+        est = self.account.estimate(now)
+        return max(0.0, now - self._started) if est is None else est.age(now)
+
     async def _check_stale(self) -> None:
-        age = time.monotonic() - self._last_equity_mono
+        if self.account.anchor is not None:
+            await self._revalue()  # a mark that aged out falls back to the anchor (and its age)
+        age = self.equity_age(time.time())
         self.risk_metrics.equity_age.set(age)
         limit = self.settings.risk.equity_stale_s
         if age > limit:
@@ -234,7 +249,7 @@ class RiskService(Service):
         assert self.store is not None
         snapshot = self.core.snapshot()
         self.store.record_transition(event, snapshot)
-        self._saved_snapshot = snapshot
+        self._saved(snapshot)
         for code in transition.reason_codes:
             self.risk_metrics.transitions.labels(code).inc()
         self.risk_metrics.show(self.core)
@@ -252,13 +267,16 @@ class RiskService(Service):
         assert self.store is not None
         snapshot = self.core.snapshot()
         self.store.save(snapshot, time.time())
-        self._saved_snapshot = snapshot
+        self._saved(snapshot)
 
-    async def _publish_state(self, transition: dict[str, Any] | None) -> None:
+    def _saved(self, snapshot: dict[str, Any]) -> None:
+        self._saved_snapshot, self._saved_at, self._saved_profit = snapshot, time.time(), self.core.profit_mode
+
+    async def _publish_state(self, transition: dict[str, Any] | None, **extra: Any) -> None:
         if self.publisher is None:
             return
         core = self.core
-        await self.publish(topics.risk_state(), topics.EventType.RISK_STATE.value, {
+        await self.publish(topics.risk_state(), topics.EventType.RISK_STATE.value, extra | {
             "state": core.state.value,
             "level": core.state.level,
             "drawdown_pct": core.drawdown_pct,
@@ -266,5 +284,6 @@ class RiskService(Service):
             "initial_capital": _money(core.initial_capital),
             "since": core.state_since,
             "profit_mode": core.profit_mode,
+            "equity_age_s": round(self.equity_age(time.time()), 3),
             "transition": transition,
         })

@@ -4,7 +4,8 @@ Why: a restarted risk process must resume the state it was in (a HARD_STOP
 must not become NORMAL because the process was killed) and keep the same
 initial capital, so drawdown keeps meaning the same thing. One row holds the
 latest `RiskGovernorCore.snapshot()`; an append-only table keeps every
-transition and operator reset (who and when) for the audit trail.
+transition and operator reset (who and when) for the audit trail; another keeps
+the id of every transfer applied to the base, so a re-sent one is not applied twice.
 
 Writes are tiny and rare (transitions, first equity, new peaks), so plain
 synchronous sqlite3 with `synchronous=FULL` is used: a transition is on disk
@@ -23,6 +24,14 @@ CREATE TABLE IF NOT EXISTS risk_snapshot (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     snapshot TEXT NOT NULL,
     updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS risk_transfers (
+    id TEXT PRIMARY KEY,
+    amount TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    ts_ms INTEGER,
+    applied INTEGER NOT NULL,
+    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS risk_transitions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -78,6 +87,23 @@ class RiskStore:
                  event.get("operator"), json.dumps(event, sort_keys=True)),
             )
             self.save(snapshot, event["at"])
+
+    def transfer_seen(self, transfer_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM risk_transfers WHERE id = ?", (transfer_id,)).fetchone()
+        return row is not None
+
+    def record_transfer(self, transfer_id: str, amount: str, currency: str, ts_ms: int | None, applied: bool,
+                        snapshot: dict[str, Any], at: float) -> None:
+        """Remember the transfer id and save the moved base in one transaction (applied exactly once)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT INTO risk_transfers (id, amount, currency, ts_ms, applied, at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (transfer_id, amount, currency, ts_ms, int(applied), at))
+            self.save(snapshot, at)
+
+    def transfers(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT id, amount, currency, ts_ms, applied FROM risk_transfers ORDER BY at").fetchall()
+        return [{"id": r[0], "amount": r[1], "currency": r[2], "ts_ms": r[3], "applied": bool(r[4])} for r in rows]
 
     def transitions(self) -> list[dict[str, Any]]:
         """Every recorded transition, oldest first (for audits and tests)."""

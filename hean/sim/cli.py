@@ -54,6 +54,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"must be within 0..60000: {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hean sim", description="Bybit v5 compatible simulator")
     parser.add_argument("--host", default="127.0.0.1")
@@ -71,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--initial-balance", type=_decimal, default=Decimal("100000"))
     parser.add_argument("--metrics-port", type=int, default=None,
                         help=f"also serve /metrics on this port (default: ${ENV_METRICS_PORT}; 0 = ephemeral)")
+    parser.add_argument("--delay-ms", type=_non_negative_float, default=None,
+                        help="one-way network delay of REST legs and WS frames (default 5, 0 = none)")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -144,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host, port=args.port, api_key=api_key, api_secret=SecretStr(api_secret),
         seed=args.seed, symbols=symbols, tick_interval_s=args.tick_interval,
         rate_limit_scale=args.rate_limit_scale, initial_balance=args.initial_balance, uid=uid,
+        **({} if args.delay_ms is None else {"rest_delay_ms": args.delay_ms, "ws_delay_ms": args.delay_ms}),
     )
     # asyncio.run(loop_factory=...) needs 3.12; Runner gives the same on 3.11.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -33,12 +33,14 @@ class RestApi:
     def __init__(
         self, exchange: Exchange, clock: Callable[[], int], *, api_key: str, api_secret: str,
         limiter: RateLimiter, faults: Faults, metrics: SimMetrics, stopping: asyncio.Event,
+        delay: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.exchange = exchange
         self.clock = clock
         self._api_key, self._api_secret = api_key, api_secret
         self.limiter, self.faults, self.metrics = limiter, faults, metrics
         self._stopping = stopping
+        self._delay = delay
 
     def _respond(self, result: Any, code: int, message: str, verdict: Verdict) -> web.Response:
         if code:
@@ -57,6 +59,8 @@ class RestApi:
             known = path in PUBLIC or path in PRIVATE_GET or path in PRIVATE_POST
             return web.Response(status=400 if known else 404, text="bad method" if known else "404 page not found")
         self.metrics.requests.labels(path=path).inc()
+        if (leg := self._delay()) > 0:   # the request is on the wire
+            await asyncio.sleep(leg)
         if self.faults.latency_ms:
             self.metrics.faults.labels(kind="latency").inc()
             await asyncio.sleep(self.faults.latency_ms / 1000)
@@ -74,6 +78,8 @@ class RestApi:
             # The answer (and its envelope time) is from arrival; only its delivery is late.
             self.metrics.faults.labels(kind="delay_reply").inc()
             await asyncio.sleep(hold_ms / 1000)
+        if (leg := self._delay()) > 0:   # and so is the reply
+            await asyncio.sleep(leg)
         return response
 
     @staticmethod

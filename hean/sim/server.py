@@ -17,6 +17,7 @@ from hean.sim.book import Book
 from hean.sim.exchange import Exchange
 from hean.sim.faults import Faults
 from hean.sim.instruments import instrument_for
+from hean.sim.latency import NetworkDelay
 from hean.sim.metrics import SimMetrics
 from hean.sim.pricepath import PricePath
 from hean.sim.public import PublicFeed
@@ -50,14 +51,16 @@ class SimServer:
         )
         self.limiter = RateLimiter(settings.rate_limit_scale, settings.public_rate_limit)
         secret = settings.api_secret.get_secret_value()
-        self.public_hub = WsHub("public", self.metrics, self.clock)
-        self.private_hub = private_hub(self.metrics, self.clock, settings.api_key, secret)
+        self.delay = NetworkDelay(rest_ms=settings.rest_delay_ms, ws_ms=settings.ws_delay_ms,
+                                  jitter=settings.delay_jitter, seed=settings.seed)
+        self.public_hub = WsHub("public", self.metrics, self.clock, self.delay.ws)
+        self.private_hub = private_hub(self.metrics, self.clock, settings.api_key, secret, self.delay.ws)
         self.feed = PublicFeed(self.exchange, self.public_hub, settings.seed)
         self.exchange.listeners.append(self._on_exchange_event)
         self._stopping = asyncio.Event()
         self.rest = RestApi(self.exchange, self.clock, api_key=settings.api_key, api_secret=secret,
                             limiter=self.limiter, faults=self.faults, metrics=self.metrics,
-                            stopping=self._stopping)
+                            stopping=self._stopping, delay=self.delay.rest)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = 0

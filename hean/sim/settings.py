@@ -38,6 +38,10 @@ class SimSettings(BaseModel):
         report_open_time: serve ``openTime``; False makes it always 0 (a client's fallback path).
         uid: the account's UID, as `/v5/user/query-api` reports it (`userID`); deterministic per
             venue so state files bound to it survive a simulator restart.
+        rest_delay_ms: one-way network delay of a REST call, paid on the request and again on the
+            reply (0 = none, for benchmarks).
+        ws_delay_ms: one-way delay of every WS frame, both directions; order per connection is kept.
+        delay_jitter: each delay is drawn from ms × uniform(1 - jitter, 1 + jitter), seeded.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,3 +70,6 @@ class SimSettings(BaseModel):
     created_time_resets: bool = False
     report_open_time: bool = True
     uid: int = 1
+    rest_delay_ms: float = 5.0
+    ws_delay_ms: float = 5.0
+    delay_jitter: float = 0.4

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,20 +27,31 @@ NO_ID_TOPICS = ("execution.fast",)   # fast-execution.mdx: envelope is topic, cr
 class Connection:
     """One WebSocket client: its subscriptions and outbound queue."""
 
-    def __init__(self, ws: web.WebSocketResponse, conn_id: str) -> None:
+    def __init__(self, ws: web.WebSocketResponse, conn_id: str, delay: Callable[[], float] = lambda: 0.0) -> None:
         self.ws = ws
         self.conn_id = conn_id
         self.topics: set[str] = set()
         self.authed = False
         self.last_ticker: dict[str, dict[str, Any]] = {}
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._delay = delay
+        self._last_due = 0.0
+        self._queue: asyncio.Queue[tuple[float, str] | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._drain())
 
+    def due(self) -> float:
+        """When a frame handed over now is delivered: after its delay, never before an earlier frame."""
+        self._last_due = max(self._last_due, time.monotonic() + self._delay())
+        return self._last_due
+
     def send(self, message: dict[str, Any]) -> None:
-        self._queue.put_nowait(json.dumps(message, separators=(",", ":")))
+        self._queue.put_nowait((self.due(), json.dumps(message, separators=(",", ":"))))
 
     async def _drain(self) -> None:
-        while (text := await self._queue.get()) is not None:
+        # One writer per connection: frames leave in the order they were handed over.
+        while (item := await self._queue.get()) is not None:
+            due, text = item
+            if (wait := due - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
             if self.ws.closed:
                 return
             try:
@@ -58,8 +70,10 @@ class Connection:
 class WsHub:
     """Tracks connections of one stream and runs the shared request/response protocol."""
 
-    def __init__(self, stream: str, metrics: SimMetrics, clock: Callable[[], int]) -> None:
+    def __init__(self, stream: str, metrics: SimMetrics, clock: Callable[[], int],
+                 delay: Callable[[], float] = lambda: 0.0) -> None:
         self.stream = stream
+        self.delay = delay
         self.metrics = metrics
         self.clock = clock
         self.connections: set[Connection] = set()
@@ -72,20 +86,37 @@ class WsHub:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self._counter += 1
-        conn = Connection(ws, f"sim-{self.stream}-{self._counter}")
+        conn = Connection(ws, f"sim-{self.stream}-{self._counter}", self.delay)
         self.connections.add(conn)
         self.metrics.ws_connections.labels(stream=self.stream).inc()
+        inbound: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
+        reader = asyncio.create_task(self._read_delayed(conn, inbound))
+        last_due = 0.0
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    self._on_text(conn, msg.data)
+                    # the client's frame is still on the wire for one network delay
+                    last_due = max(last_due, time.monotonic() + self.delay())
+                    inbound.put_nowait((last_due, msg.data))
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
+            reader.cancel()
             self.connections.discard(conn)
             self.metrics.ws_connections.labels(stream=self.stream).dec()
+            await asyncio.gather(reader, return_exceptions=True)
             await conn.close()
         return ws
+
+    async def _read_delayed(self, conn: Connection, inbound: asyncio.Queue[tuple[float, str]]) -> None:
+        while True:
+            due, text = await inbound.get()
+            if (wait := due - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            try:
+                self._on_text(conn, text)
+            except Exception:  # noqa: BLE001 - one bad frame must not stop this connection's reader
+                log.exception("simulator WS frame failed", extra={"stream": self.stream})
 
     def _on_text(self, conn: Connection, text: str) -> None:
         try:
@@ -147,9 +178,10 @@ class WsHub:
         return len(victims)
 
 
-def private_hub(metrics: SimMetrics, clock: Callable[[], int], api_key: str, api_secret: str) -> WsHub:
+def private_hub(metrics: SimMetrics, clock: Callable[[], int], api_key: str, api_secret: str,
+                delay: Callable[[], float] = lambda: 0.0) -> WsHub:
     """The private stream: auth required, change-driven pushes, no snapshot on subscribe."""
-    hub = WsHub("private", metrics, clock)
+    hub = WsHub("private", metrics, clock, delay)
     hub.valid_topic = PRIVATE_TOPICS.__contains__
     hub.auth_check = lambda args: check_ws_auth(args, api_key=api_key, api_secret=api_secret, now_ms=clock())
     return hub

@@ -79,3 +79,20 @@ async def test_cancelled_waiter_is_skipped() -> None:
     await asyncio.wait_for(survivor, 5)
     assert doomed.cancelled()
     await limiter.close()
+
+
+async def test_a_refunded_slot_is_granted_to_the_next_waiter_at_once() -> None:
+    """A request withdrawn after its slot was granted gives the slot back (it never reached the exchange)."""
+    limiter = RateLimiter(limits={GROUP: 1})
+    _, granted_at = await limiter.slot(GROUP)
+    waiter = asyncio.create_task(limiter.acquire(GROUP))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()          # the budget of 1 is used: it would wait for the rolling second
+    limiter.refund(GROUP, granted_at)
+    await _wait_for(waiter.done, "the waiter to get the refunded slot", deadline_s=0.5)
+    limiter.refund(GROUP, granted_at)  # refunding twice gives nothing more back
+    third = asyncio.create_task(limiter.acquire(GROUP))
+    await asyncio.sleep(0.05)
+    assert not third.done()
+    third.cancel()
+    await limiter.close()

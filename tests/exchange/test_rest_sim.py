@@ -111,6 +111,28 @@ async def test_rate_limit_10006_waits_for_reset_without_busy_retry(client: Bybit
     assert (await client.query_order(order_link_id="rl-1")) is not None
 
 
+async def test_before_send_is_checked_before_every_attempt(client: BybitRestClient, sim: SimServer) -> None:
+    """The caller's check runs after the limiter wait and again before the retry after a 10006."""
+    checks: list[str] = []
+
+    def check() -> str | None:
+        checks.append("checked")
+        return None if len(checks) == 1 else "risk_changed"
+
+    before = sim_requests(sim, CREATE)
+    await control(sim, "faults/rate-limit", {"count": 1})
+    resp = await client.place_order(symbol="BTCUSDT", side="Buy", order_type="Limit", qty=Decimal("0.001"),
+                                    price=Decimal("10000.0"), order_link_id="bs-1", before_send=check)
+    assert resp.outcome is Outcome.NOT_SENT and resp.ret_msg == "risk_changed" and len(checks) == 2
+    assert sim_requests(sim, CREATE) - before == 1   # the refused attempt only; the retry never left
+    withdrawn = await client.place_order(symbol="BTCUSDT", side="Buy", order_type="Limit", qty=Decimal("0.001"),
+                                         price=Decimal("10000.0"), order_link_id="bs-2",
+                                         before_send=lambda: "HARD_STOP")
+    assert withdrawn.outcome is Outcome.NOT_SENT and sim_requests(sim, CREATE) - before == 1
+    assert await client.query_order(order_link_id="bs-1") is None
+    assert await client.query_order(order_link_id="bs-2") is None
+
+
 async def test_clock_jump_gives_10002_then_resync_succeeds(client: BybitRestClient, sim: SimServer) -> None:
     await control(sim, "clock/advance", {"ms": 60_000})
     assert await _far_limit_buy(client, "clock-1") is Outcome.OK

@@ -35,7 +35,8 @@ def sim_settings(**kw: Any) -> SimSettings:
     return SimSettings(**base)
 
 
-def executor_settings(tmp_path: Path, sim: SimServer, *, timeout_s: float = 1.0, **executor: Any) -> HeanSettings:
+def executor_settings(tmp_path: Path, sim: SimServer, *, timeout_s: float = 1.0, recv_window_ms: int = 5000,
+                      **executor: Any) -> HeanSettings:
     cfg: dict[str, Any] = dict(risk_stale_s=1.0, resolve_interval_s=0.2)
     cfg.update(executor)
     ports = {name: 0 for name in ("sim", "feed", "executor", "reconciler", "risk", "watchdog", "strategy",
@@ -43,7 +44,7 @@ def executor_settings(tmp_path: Path, sim: SimServer, *, timeout_s: float = 1.0,
     return HeanSettings(
         data_dir=tmp_path / "data", runtime_dir=tmp_path / "run", metrics_ports=ports,
         bybit={"rest_url": sim.rest_url, "ws_public_url": sim.ws_public_url, "ws_private_url": sim.ws_private_url,
-               "timeout_s": timeout_s},
+               "timeout_s": timeout_s, "recv_window_ms": recv_window_ms},
         executor=cfg, symbols=("BTCUSDT", "ETHUSDT"))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hean.exchange.bybit.filters import InstrumentFilter
-from hean.executor.gate import InvalidIntent, RiskView, parse_intent, risk_gate
+from hean.executor.gate import InvalidIntent, RiskView, parse_intent, risk_gate, withdraw_reason
 
 BTC = InstrumentFilter(symbol="BTCUSDT", tick_size=Decimal("0.10"), qty_step=Decimal("0.001"),
                        min_qty=Decimal("0.001"), max_qty=Decimal("100"), max_mkt_qty=Decimal("50"),
@@ -111,3 +111,21 @@ def test_soft_brake_that_rounds_below_min_qty_is_blocked():
     tiny = parse_intent(raw(qty="0.001"), INSTRUMENTS)
     decision = risk_gate(tiny, view("SOFT_BRAKE"), FACTOR, BTC)
     assert not decision.allowed and decision.reason == "SOFT_BRAKE"
+
+
+def test_send_time_check_withdraws_what_the_gate_no_longer_allows_at_that_size():
+    opening = parse_intent(raw(qty="0.010"), INSTRUMENTS)
+    closing = parse_intent(raw(side="Sell", qty="0.010", reduce_only=True), INSTRUMENTS)
+    normal, braked = RiskView("NORMAL", False, False), RiskView("SOFT_BRAKE", False, False)
+    full, half = Decimal("0.010"), Decimal("0.005")
+    assert withdraw_reason(opening, full, normal, FACTOR, BTC) is None
+    assert withdraw_reason(opening, full, braked, FACTOR, BTC) == "size 0.005 < 0.01"   # admitted at full size
+    assert withdraw_reason(opening, half, braked, FACTOR, BTC) is None                 # admitted braked
+    assert withdraw_reason(opening, half, normal, FACTOR, BTC) is None                 # never enlarged
+    for state in ("QUARANTINE", "HARD_STOP"):
+        assert withdraw_reason(opening, half, RiskView(state, False, False), FACTOR, BTC) == state
+        assert withdraw_reason(closing, full, RiskView(state, False, False), FACTOR, BTC) is None
+    assert withdraw_reason(opening, full, RiskView("NORMAL", True, False), FACTOR, BTC) == "risk_stale"
+    assert withdraw_reason(opening, full, RiskView("NORMAL", False, True), FACTOR, BTC) == "reconciling"
+    ambiguous = RiskView("NORMAL", False, False, frozenset({"BTCUSDT"}))
+    assert withdraw_reason(opening, full, ambiguous, FACTOR, BTC) == "unresolved_exposure"

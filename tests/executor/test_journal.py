@@ -40,3 +40,27 @@ def test_journal_uses_wal_and_full_sync(tmp_path):
     assert other.execute("SELECT state FROM intents WHERE intent_id='a'").fetchone() == ("PENDING",)
     other.close()
     journal.close()
+
+
+_OLD_SCHEMA = """
+CREATE TABLE intents (intent_id TEXT PRIMARY KEY, order_link_id TEXT NOT NULL, symbol TEXT NOT NULL,
+    state TEXT NOT NULL, intent_json BLOB NOT NULL, outcome_json BLOB, created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL);
+CREATE INDEX intents_open ON intents(state) WHERE state IN ('PENDING', 'UNKNOWN');
+INSERT INTO intents VALUES ('old', 'h-old', 'BTCUSDT', 'UNKNOWN', '{"qty": "0.01"}', NULL, 1000, 2000);
+"""
+
+
+def test_a_journal_from_before_the_send_state_column_opens_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "executor.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(_OLD_SCHEMA)
+    db.close()
+    journal = j.Journal(path)
+    row = journal.get("old")
+    assert row is not None and row.state == j.UNKNOWN and row.sent_risk_state is None and row.created_ms == 1000
+    journal.update("old", j.EXISTS, sent_risk_state="NORMAL")   # 110072: exists, still open
+    assert journal.insert("new", "h-new", "BTCUSDT", j.PENDING, {}, sent_risk_state="SOFT_BRAKE")
+    assert [(r.intent_id, r.state, r.sent_risk_state) for r in journal.open_rows()] == [
+        ("old", j.EXISTS, "NORMAL"), ("new", j.PENDING, "SOFT_BRAKE")]
+    journal.close()

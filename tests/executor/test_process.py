@@ -6,8 +6,11 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from hean.exchange.account import AccountIdentity
 from hean.exchange.bybit.errors import DRY_RUN_MESSAGE, NOT_LIVE_MESSAGE
+from hean.executor.journal import Journal
 from hean.ids import order_link_id
+from hean.statefile import bind_state, recorded_identity
 from tests.executor.harness import Peers, executor_settings, intent, sim_control, sim_orders
 from tests.utils import async_wait_for, hean, hean_env, metric, scrape
 
@@ -106,3 +109,42 @@ def test_dry_run_never_reaches_a_real_bybit_host(tmp_path):
 
 def test_real_host_without_is_live_refuses(tmp_path):
     _refuses(tmp_path, NOT_LIVE_MESSAGE, dry_run="false", bybit__rest_url="https://api.bybit.com")
+
+
+def _foreign_journal(tmp_path: Path, sim) -> Path:
+    """An executor journal written for another account (uid 999) of the same exchange, with an open row."""
+    path = tmp_path / "data" / "executor.sqlite"
+    bind_state(path, AccountIdentity(sim.rest_url.rstrip("/"), "999"), archive_foreign=False)
+    journal = Journal(path)
+    data = intent()
+    journal.insert(data["intent_id"], order_link_id(data["intent_id"]), "BTCUSDT", "PENDING", data)
+    journal.close()
+    return path
+
+
+async def test_journal_of_another_account_refuses_to_start_with_one_line(tmp_path, sim):
+    path = _foreign_journal(tmp_path, sim)
+    proc = hean(["run", "executor"], _env(tmp_path, sim))
+    try:
+        assert await asyncio.to_thread(proc.p.wait, 30) == 78
+    finally:
+        proc.kill()
+    errors = [line for line in proc.err if "config error" in line]
+    assert len(errors) == 1 and "belongs to uid 999" in errors[0] and "not to uid 1" in errors[0], proc.output()
+    assert "HEAN_ARCHIVE_FOREIGN_STATE" in errors[0]
+    assert recorded_identity(path) == AccountIdentity(sim.rest_url.rstrip("/"), "999")  # left as it was
+
+
+async def test_archive_foreign_state_moves_the_journal_aside_and_starts(tmp_path, sim):
+    path = _foreign_journal(tmp_path, sim)
+    proc = hean(["run", "executor"], _env(tmp_path, sim, archive_foreign_state="true"))
+    try:
+        await asyncio.to_thread(proc.wait_ready)
+        proc.wait_record("state file of another account archived; starting fresh")
+        archived = list(path.parent.glob("executor.sqlite.*.archived"))
+        assert len(archived) == 1 and recorded_identity(archived[0]).uid == "999"
+        assert recorded_identity(path) == AccountIdentity(sim.rest_url.rstrip("/"), "1")
+        assert proc.find("journal recovered")["open_rows"] == 0     # the other account's row is not ours
+        assert await asyncio.to_thread(proc.stop) == 0
+    finally:
+        proc.kill()

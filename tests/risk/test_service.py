@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hean import topics
 from hean.bus import BusStats, Event, Publisher, Subscriber
 from hean.config import HeanSettings
+from hean.sim.server import SimServer
 from tests.utils import async_wait_for, hean, hean_env, metric, scrape
 
 RISK_ENV = {"risk__heartbeat_s": "0.1", "risk__equity_stale_s": "60"}
+
+
+def risk_env(tmp_path: Path, sim: SimServer, **settings: str) -> dict[str, str]:
+    """A risk process's environment: the simulator answers its one start-up question (whose account)."""
+    return hean_env(tmp_path, bybit__rest_url=sim.rest_url, **settings)
 
 
 class BusProbe:
@@ -31,7 +39,7 @@ class BusProbe:
                 self.sub.on(prefix, self._record, fast=prefix.startswith("risk.state"))
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._latest: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._latest: dict[str, tuple[str, dict[str, Any] | Callable[[], dict[str, Any]]]] = {}
 
     async def _record(self, ev: Event) -> None:
         self.events.append(ev)
@@ -61,8 +69,11 @@ class BusProbe:
         assert self.pub is not None
         await self.pub.publish(topic, type_, data)
 
-    def keep_publishing(self, topic: str, type_: str, data: dict[str, Any] | None) -> None:
-        """Re-send `data` on `topic` every 50 ms, like the reconciler's periodic state (None stops)."""
+    def keep_publishing(self, topic: str, type_: str,
+                        data: dict[str, Any] | Callable[[], dict[str, Any]] | None) -> None:
+        """Re-send `data` on `topic` every 50 ms, like the reconciler's periodic state (None stops).
+
+        A callable is called for each send (a fresh reading each time)."""
         if data is None:
             self._latest.pop(topic, None)
         else:
@@ -71,7 +82,7 @@ class BusProbe:
     async def _republish(self) -> None:
         while True:
             for topic, (type_, data) in list(self._latest.items()):
-                await self.publish(topic, type_, data)
+                await self.publish(topic, type_, data() if callable(data) else data)
             await asyncio.sleep(0.05)
 
     def of_type(self, type_: str) -> list[Event]:
@@ -83,9 +94,20 @@ class BusProbe:
         return await async_wait_for(found, timeout, what)
 
 
-def equity(value: str) -> dict[str, Any]:
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def equity(value: str, ts_ms: int | None = None) -> dict[str, Any]:
+    """An EQUITY_UPDATE as the reconciler sends it (contract 3): read now unless `ts_ms` says when."""
+    now = now_ms()
     return {"equity": value, "wallet_balance": value, "available_balance": value, "unrealised_pnl": "0",
-            "ts_ms": 0}
+            "ts_ms": now if ts_ms is None else ts_ms, "published_ms": now, "source": "rest"}
+
+
+def fresh_equity(value: str) -> Callable[[], dict[str, Any]]:
+    """A new reading on each send, like a wallet polled again and again."""
+    return lambda: equity(value)
 
 
 def transition_with(code: str) -> Any:
@@ -98,8 +120,8 @@ def transition_with(code: str) -> Any:
 EQ = topics.EventType.EQUITY_UPDATE.value
 
 
-async def test_restart_after_kill9_resumes_hard_stop_and_capital(tmp_path: Path) -> None:
-    env = hean_env(tmp_path, **RISK_ENV)
+async def test_restart_after_kill9_resumes_hard_stop_and_capital(tmp_path: Path, sim: SimServer) -> None:
+    env = risk_env(tmp_path, sim, **RISK_ENV)
     risk = hean(["run", "risk"], env)
     try:
         async with BusProbe(tmp_path, "reconciler", {"risk": ["risk.state"]}) as probe:
@@ -112,7 +134,7 @@ async def test_restart_after_kill9_resumes_hard_stop_and_capital(tmp_path: Path)
             assert hard.data["state"] == "HARD_STOP" and hard.data["transition"]["threshold"] == 20.0
             risk.kill()  # kill -9: nothing graceful
             old_epoch = hard.epoch
-            probe.keep_publishing(topics.equity(), EQ, equity("1000"))  # full recovery while it was down
+            probe.keep_publishing(topics.equity(), EQ, fresh_equity("1000"))  # full recovery while it was down
             risk = hean(["run", "risk"], env)
             await asyncio.to_thread(risk.wait_ready)
             first = await probe.wait_event(lambda e: e.epoch != old_epoch, "state from the restarted process")
@@ -128,8 +150,8 @@ async def test_restart_after_kill9_resumes_hard_stop_and_capital(tmp_path: Path)
         risk.kill()
 
 
-async def test_invalid_equity_is_counted_and_never_moves_the_state(tmp_path: Path) -> None:
-    risk = hean(["run", "risk"], hean_env(tmp_path, **RISK_ENV))
+async def test_invalid_equity_is_counted_and_never_moves_the_state(tmp_path: Path, sim: SimServer) -> None:
+    risk = hean(["run", "risk"], risk_env(tmp_path, sim, **RISK_ENV))
     try:
         async with BusProbe(tmp_path, "reconciler", {"risk": ["risk.state"]}) as probe:
             port = await asyncio.to_thread(risk.wait_ready)
@@ -164,13 +186,13 @@ async def test_invalid_equity_is_counted_and_never_moves_the_state(tmp_path: Pat
         risk.kill()
 
 
-async def test_stale_equity_raises_quarantine(tmp_path: Path) -> None:
-    risk = hean(["run", "risk"], hean_env(tmp_path, risk__heartbeat_s="0.1", risk__equity_stale_s="1"))
+async def test_stale_equity_raises_quarantine(tmp_path: Path, sim: SimServer) -> None:
+    risk = hean(["run", "risk"], risk_env(tmp_path, sim, risk__heartbeat_s="0.1", risk__equity_stale_s="1"))
     try:
         async with BusProbe(tmp_path, "reconciler", {"risk": ["risk.state"]}) as probe:
             port = await asyncio.to_thread(risk.wait_ready)
             await probe.wait_subscribed()
-            probe.keep_publishing(topics.equity(), EQ, equity("1000"))
+            probe.keep_publishing(topics.equity(), EQ, fresh_equity("1000"))
             await probe.wait_event(lambda e: e.data["equity"] == "1000", "equity accepted")
             n = len(probe.events)
             await async_wait_for(lambda: len(probe.events) > n + 20, 10, "20 heartbeats while equity flows")
@@ -189,8 +211,8 @@ async def test_stale_equity_raises_quarantine(tmp_path: Path) -> None:
         risk.kill()
 
 
-async def test_operator_reset_with_the_cli(tmp_path: Path) -> None:
-    env = hean_env(tmp_path, **RISK_ENV)
+async def test_operator_reset_with_the_cli(tmp_path: Path, sim: SimServer) -> None:
+    env = risk_env(tmp_path, sim, **RISK_ENV)
     # With no risk process the CLI must fail clearly instead of pretending.
     lonely = hean(["risk", "reset", "--operator", "alice", "--timeout", "1"], env)
     assert await asyncio.to_thread(lonely.p.wait, 30) == 1
@@ -204,18 +226,21 @@ async def test_operator_reset_with_the_cli(tmp_path: Path) -> None:
             probe.keep_publishing(topics.equity(), EQ, equity("1000"))
             await probe.wait_event(lambda e: e.data["initial_capital"] == "1000", "initial capital 1000")
             probe.keep_publishing(topics.equity(), EQ, equity("800"))
-            await probe.wait_event(transition_with("MAX_DRAWDOWN_HARD"), "HARD_STOP")
+            hard = await probe.wait_event(transition_with("MAX_DRAWDOWN_HARD"), "HARD_STOP")
 
+            # Still 20 % down and no re-base: refused, never NORMAL for the half second until the next reading.
             ctl = hean(["risk", "reset", "--operator", "alice"], env)
-            assert await asyncio.to_thread(ctl.p.wait, 30) == 0, ctl.output()
-            assert "risk state is now NORMAL" in ctl.output()
+            assert await asyncio.to_thread(ctl.p.wait, 30) == 1, ctl.output()
+            said = ctl.output()
             ctl.kill()
-            reset = await probe.wait_event(transition_with("OPERATOR_RESET"), "OPERATOR_RESET")
-            assert reset.data["state"] == "NORMAL" and reset.data["transition"]["operator"] == "alice"
-            # No re-base: the next 20 % reading latches HARD_STOP again.
-            n = probe.events.index(reset)
-            await probe.wait_event(lambda e: probe.events.index(e) > n and transition_with("MAX_DRAWDOWN_HARD")(e),
-                                   "HARD_STOP again without a re-base")
+            assert "REFUSED" in said and "drawdown 20.00 %" in said and "threshold 20 %" in said, said
+            assert "--initial-capital 800" in said, said
+            assert "risk state is now NORMAL" not in said
+            n = len(probe.events)
+            await async_wait_for(lambda: len(probe.events) > n + 10, 10, "heartbeats after the refusal")
+            after = probe.events[probe.events.index(hard):]
+            assert all(e.data["state"] == "HARD_STOP" for e in after), "a refused reset must not leave HARD_STOP"
+            assert not [e for e in probe.events if transition_with("OPERATOR_RESET")(e)]
 
             ctl = hean(["risk", "reset", "--operator", "bob", "--initial-capital", "800"], env)
             assert await asyncio.to_thread(ctl.p.wait, 30) == 0, ctl.output()
@@ -226,10 +251,12 @@ async def test_operator_reset_with_the_cli(tmp_path: Path) -> None:
             await async_wait_for(lambda: len(probe.events) > n + 20, 10, "heartbeats after the re-base")
             assert all(e.data["state"] == "NORMAL" for e in probe.events[n:])
         logged = [r for r in risk.records() if r.get("message") == "operator risk reset"]
-        assert [r["operator"] for r in logged] == ["alice", "bob"]
+        assert [r["operator"] for r in logged] == ["bob"]
+        refusals = [r for r in risk.records() if r.get("message") == "operator risk reset refused"]
+        assert [r["operator"] for r in refusals] == ["alice"]
         db = sqlite3.connect(tmp_path / "data" / "risk.sqlite")
         operators = [r[0] for r in db.execute("SELECT operator FROM risk_transitions WHERE operator IS NOT NULL")]
         db.close()
-        assert operators == ["alice", "bob"]
+        assert operators == ["bob"]
     finally:
         risk.kill()

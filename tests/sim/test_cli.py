@@ -61,3 +61,25 @@ def test_cli_bad_arguments_exit_2() -> None:
     result = subprocess.run([sys.executable, "-m", "hean.sim.cli", "--port", "notaport"],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "invalid int value" in result.stderr
+
+
+def test_cli_delay_ms_sets_the_network_delay() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "hean.sim.cli", "--port", "0", "--symbols", "BTCUSDT", "--delay-ms", "150"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    ) as proc:
+        try:
+            rest_url = read_ready_line(collect_lines(proc)).split()[-1]
+            started = time.monotonic()
+            with urllib.request.urlopen(f"{rest_url}/v5/market/time", timeout=5) as resp:
+                assert json.load(resp)["retCode"] == 0
+            assert time.monotonic() - started >= 2 * 0.150 * 0.6, "both legs pay --delay-ms (jitter 40 %)"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    bad = subprocess.run([sys.executable, "-m", "hean.sim.cli", "--delay-ms", "-1"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "--delay-ms" in bad.stderr

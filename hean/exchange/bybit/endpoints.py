@@ -8,6 +8,7 @@ caller never mistakes "unknown" for "empty".
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,8 @@ class TradingEndpoints:
     _is_live: bool
 
     async def call(self, method: str, path: str, params: dict[str, Any], *, private: bool = True,
-                   priority: Priority = Priority.QUERY) -> "RestResponse":
+                   priority: Priority = Priority.QUERY,
+                   before_send: Callable[[], str | None] | None = None) -> "RestResponse":
         raise NotImplementedError
 
     async def paged(self, path: str, params: dict[str, Any], *, private: bool = True) -> list[dict[str, Any]]:
@@ -54,11 +56,13 @@ class TradingEndpoints:
                           price: Decimal | None, order_link_id: str, reduce_only: bool = False,
                           time_in_force: str | None = None, take_profit: Decimal | None = None,
                           stop_loss: Decimal | None = None,
-                          priority: Priority = Priority.OPEN) -> "RestResponse":
+                          priority: Priority = Priority.OPEN,
+                          before_send: Callable[[], str | None] | None = None) -> "RestResponse":
         """POST order/create. Arguments are validated (ValueError/TypeError) before sending.
 
         qty/price are sent as given: round them first with filters.round_qty/round_price.
-        A reduce-only order is never queued behind orders that open risk.
+        A reduce-only order is never queued behind orders that open risk. `before_send`
+        (see `BybitRestClient.call`) can withdraw the order when its rate-limit slot comes.
         """
         check_host_allowed(self._base, dry_run=self._dry_run, is_live=self._is_live)
         if side not in _SIDES:
@@ -91,7 +95,7 @@ class TradingEndpoints:
             params["stopLoss"] = stop_loss
         if reduce_only and priority is Priority.OPEN:
             priority = Priority.REDUCE
-        return await self.call("POST", c.PATH_ORDER_CREATE, params, priority=priority)
+        return await self.call("POST", c.PATH_ORDER_CREATE, params, priority=priority, before_send=before_send)
 
     async def cancel_order(self, *, symbol: str, order_id: str | None = None,
                            order_link_id: str | None = None) -> "RestResponse":

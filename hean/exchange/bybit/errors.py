@@ -23,6 +23,8 @@ class Outcome(enum.Enum):
                 querying (e.g. `query_order(order_link_id=...)`), never by blind resend.
     DUPLICATE   retCode 110072 on order/create: an order with this orderLinkId already
                 exists, i.e. an earlier attempt was placed. Query it; do not treat as a failure.
+    NOT_SENT    the caller's `before_send` check withdrew the request after the rate-limiter
+                wait: nothing left this process (for this attempt or, after RETRY_SAFE ones, at all).
     """
 
     OK = "ok"
@@ -30,6 +32,7 @@ class Outcome(enum.Enum):
     RETRY_SAFE = "retry_safe"
     AMBIGUOUS = "ambiguous"
     DUPLICATE = "duplicate"
+    NOT_SENT = "not_sent"
 
 
 class HostGuardError(RuntimeError):

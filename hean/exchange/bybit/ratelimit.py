@@ -35,8 +35,9 @@ class _Group:
     limit: int
     sends: deque[float] = field(default_factory=deque)
     blocked_until: float = 0.0
-    waiters: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
+    waiters: list[tuple[int, int, asyncio.Future[float]]] = field(default_factory=list)
     dispatcher: asyncio.Task[None] | None = None
+    wake: asyncio.Event | None = None  # set by refund(): a slot came back before the window moved on
 
 
 class RateLimiter:
@@ -75,21 +76,26 @@ class RateLimiter:
 
     async def acquire(self, name: str, priority: Priority = Priority.QUERY) -> float:
         """Wait for a slot; returns the seconds waited (0.0 when granted at once)."""
+        waited, _ = await self.slot(name, priority)
+        return waited
+
+    async def slot(self, name: str, priority: Priority = Priority.QUERY) -> tuple[float, float]:
+        """Wait for a slot; returns (seconds waited, the grant's timestamp for `refund`)."""
         group = self._group(name)
         now = self._now()
         if not group.waiters and self._wait_needed(group, now) <= 0:
             group.sends.append(now)
-            return 0.0
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            return 0.0, now
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         heapq.heappush(group.waiters, (int(priority), next(self._seq), future))
         if group.dispatcher is None or group.dispatcher.done():
             group.dispatcher = asyncio.create_task(self._dispatch(group), name=f"ratelimit:{name}")
         try:
-            await future
+            granted_at = await future
         finally:
             if not future.done():
                 future.cancel()  # caller was cancelled; the dispatcher skips it
-        return self._now() - now
+        return self._now() - now, granted_at
 
     async def _dispatch(self, group: _Group) -> None:
         while group.waiters:
@@ -98,12 +104,29 @@ class RateLimiter:
                 continue
             wait = self._wait_needed(group, self._now())
             if wait > 0:
-                await asyncio.sleep(wait)
+                if group.wake is None:
+                    group.wake = asyncio.Event()
+                group.wake.clear()
+                try:
+                    await asyncio.wait_for(group.wake.wait(), wait)
+                except TimeoutError:
+                    pass
                 continue
             _, _, future = heapq.heappop(group.waiters)
-            group.sends.append(self._now())
-            future.set_result(None)
+            granted_at = self._now()
+            group.sends.append(granted_at)
+            future.set_result(granted_at)
         group.dispatcher = None
+
+    def refund(self, name: str, granted_at: float) -> None:
+        """Give back a slot (by its grant timestamp): its request was withdrawn and never sent."""
+        group = self._group(name)
+        try:
+            group.sends.remove(granted_at)
+        except ValueError:
+            return  # already out of the window
+        if group.wake is not None:
+            group.wake.set()
 
     def update(self, name: str, *, limit: int | None, remaining: int | None,
                reset_in_s: float | None) -> None:

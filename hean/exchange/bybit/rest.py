@@ -3,6 +3,11 @@
 `call` never raises for exchange/HTTP/transport trouble: it returns a classified
 RestResponse. It retries internally only what is RETRY_SAFE; AMBIGUOUS results go
 back to the caller, who resolves them by querying (never by blind resend).
+
+A request may wait in the rate limiter (order/create is 10/s) or between retries for
+seconds, and the reason it was made may not hold any more when its slot comes: the
+caller's `before_send` check runs after every limiter wait, right before each attempt
+leaves, and can withdraw it (Outcome.NOT_SENT; the slot is given back).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ log = logging.getLogger("hean.exchange")
 
 RETRY_BACKOFF_INITIAL_S = 0.2
 RETRY_BACKOFF_MAX_S = 5.0
+# Called right before an attempt leaves; a non-None text withdraws the request (that text is the reason).
+BeforeSend = Callable[[], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -128,11 +135,16 @@ class BybitRestClient(TradingEndpoints):
         self.instruments = {row["symbol"]: InstrumentFilter.from_bybit(row) for row in rows}
 
     async def call(self, method: str, path: str, params: dict[str, Any], *, private: bool = True,
-                   priority: Priority = Priority.QUERY) -> RestResponse:
-        """Send one logical request; retry only RETRY_SAFE outcomes, with backoff."""
+                   priority: Priority = Priority.QUERY, before_send: BeforeSend | None = None) -> RestResponse:
+        """Send one logical request; retry only RETRY_SAFE outcomes, with backoff.
+
+        `before_send` is checked after the limiter grants each attempt's slot; when it returns
+        a reason the request is not sent and the answer is NOT_SENT with that reason as ret_msg.
+        """
         retries = 0
         while True:
-            resp = await self._attempt(method, path, params, private=private, priority=priority)
+            resp = await self._attempt(method, path, params, private=private, priority=priority,
+                                       before_send=before_send)
             if resp.outcome is not Outcome.RETRY_SAFE or retries >= self._max_retries:
                 self._log_final(method, path, resp)
                 return resp
@@ -156,6 +168,8 @@ class BybitRestClient(TradingEndpoints):
                 "ret_msg": resp.ret_msg, "http_status": resp.http_status, "error": resp.error})
         elif resp.outcome is Outcome.DUPLICATE:
             log.info("orderLinkId already used: order exists", extra={"path": path, "ret_code": resp.ret_code})
+        elif resp.outcome is Outcome.NOT_SENT:
+            log.info("request withdrawn before sending", extra={"path": path, "reason": resp.ret_msg})
 
     def _request_parts(self, method: str, path: str, params: dict[str, Any],
                        private: bool) -> tuple[URL, bytes | None, dict[str, str]]:
@@ -181,13 +195,19 @@ class BybitRestClient(TradingEndpoints):
         return url, body, headers
 
     async def _attempt(self, method: str, path: str, params: dict[str, Any], *, private: bool,
-                       priority: Priority) -> RestResponse:
+                       priority: Priority, before_send: BeforeSend | None = None) -> RestResponse:
         if self._session is None:
             raise RuntimeError("BybitRestClient.start() was not awaited")
-        waited = await self._limiter.acquire(path, priority)
+        waited, granted_at = await self._limiter.slot(path, priority)
         if waited > 0:
             self._metrics.ratelimit_waits.labels(path).inc()
             self._metrics.ratelimit_wait_seconds.labels(path).observe(waited)
+        # As late as the client can check: after the wait, right before the request is signed and handed on.
+        reason = before_send() if before_send is not None else None
+        if reason is not None:
+            self._limiter.refund(path, granted_at)
+            self._metrics.responses.labels(path, Outcome.NOT_SENT.value, "None").inc()
+            return RestResponse(outcome=Outcome.NOT_SENT, ret_code=None, ret_msg=reason)
         url, body, headers = self._request_parts(method, path, params, private)
         status: int | None = None
         envelope: Any = None
