@@ -31,7 +31,7 @@ from hean import topics
 from hean.bus import BusError, BusStats, Event, Publisher, Subscriber
 from hean.config import HeanSettings
 
-log = logging.getLogger("hean.riskctl")
+log = logging.getLogger("hean.ops.risk")
 
 RESEND_INTERVAL_S = 1.0
 

@@ -13,10 +13,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from hean.observer import Observation
+from hean.ops.observer import Observation
 
 if TYPE_CHECKING:
-    from hean.supervisor import Supervisor
+    from hean.up.supervisor import Supervisor
 
 CLEAR = "\r\x1b[2K"
 

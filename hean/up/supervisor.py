@@ -40,14 +40,14 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from hean import demo
+from hean.up import demo
 from hean.bus import BusStats, Subscriber
 from hean.logging import setup_logging
 from hean.config import EX_CONFIG, BybitSettings, HeanSettings, settings_or_exit
 from hean.metrics import MetricsServer
-from hean.observer import Observer
-from hean.upchild import Child, ChildFailed, http_json
-from hean.upview import View
+from hean.ops.observer import Observer
+from hean.up.child import Child, ChildFailed, http_json
+from hean.up.view import View
 
 log = logging.getLogger("hean.up")
 ORDER = ("risk", "reconciler", "executor", "watchdog", "feed", "strategy")

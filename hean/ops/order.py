@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _runtime_dir(settings: HeanSettings, state_dir: str | None) -> Path:
-    from hean.status import _up_doc
+    from hean.ops.status import _up_doc
     doc = _up_doc(state_dir)
     return Path(doc["runtime_dir"]) if doc else settings.runtime_dir
 

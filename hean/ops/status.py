@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hean.bus import BusStats, Subscriber
 from hean.config import settings_or_exit
-from hean.observer import Observer
+from hean.ops.observer import Observer
 
 SERVICES = ("risk", "reconciler", "executor", "watchdog", "feed", "strategy")
 
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _up_doc(state_dir: str | None) -> dict[str, Any] | None:
     if state_dir is None:
-        from hean.supervisor import pointer_file
+        from hean.up.supervisor import pointer_file
         try:
             state_dir = json.loads(pointer_file().read_text())["state_dir"]
         except (OSError, ValueError, KeyError):
