@@ -8,7 +8,6 @@ totalEquity — summed as Decimal, never recomputed from prices. Only GET endpoi
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -84,9 +83,13 @@ async def read_account(settings: HeanSettings, rest_url: str | None) -> dict[str
     """{"money": ..., "open_orders": [...]} or {"error": "..."} when the exchange cannot be read."""
     client = client_for(settings, rest_url)
     try:
-        await client.sync_time()
+        await client.start()
         base = {"category": "linear", "settleCoin": "USDT"}
-        pos = await client.call("GET", "/v5/position/list", {**base, "limit": 200})
+        # By symbol, not by settleCoin: a settleCoin query leaves out flat rows, and a flat symbol's
+        # cumRealisedPnl is still money made.
+        pos_rows: list[dict[str, Any]] = []
+        for sym in settings.symbols:
+            pos_rows += await client.paged("/v5/position/list", {"category": "linear", "symbol": sym})
         orders = await client.call("GET", "/v5/order/realtime", {**base, "openOnly": 0, "limit": 50})
         wallet = await client.call("GET", "/v5/account/wallet-balance", {"accountType": "UNIFIED"})
         now_ms = client.server_time_ms()
@@ -95,12 +98,15 @@ async def read_account(settings: HeanSettings, rest_url: str | None) -> dict[str
             execs += await client.paged("/v5/execution/list", {
                 "category": "linear", "symbol": sym, "limit": 100,
                 "startTime": now_ms - EXECUTION_LOOKBACK_MS + 1000, "endTime": now_ms})
-        for name, resp in (("positions", pos), ("open orders", orders), ("wallet", wallet)):
+        for name, resp in (("open orders", orders), ("wallet", wallet)):
             if not resp.ok:
                 return {"error": f"exchange refused the {name} query: {resp.ret_code} {resp.error or resp.ret_msg}"}
         accounts = wallet.result.get("list") or [{}]
         rows = [r for r in orders.result.get("list", []) if r.get("orderStatus") in ("New", "PartiallyFilled", "Untriggered")]
-        return {"money": money(pos.result.get("list", []), execs, accounts[0]),
+        held = [{"symbol": p.get("symbol"), "side": p.get("side"), "size": p.get("size"),
+                 "avg_price": p.get("avgPrice"), "unrealised_pnl": p.get("unrealisedPnl")}
+                for p in pos_rows if _d(p.get("size")) != 0]
+        return {"money": money(pos_rows, execs, accounts[0]), "positions": held,
                 "open_orders": [open_order_row(o, now_ms) for o in rows]}
     except Exception as exc:  # noqa: BLE001 - status must still print the processes' table
         return {"error": f"exchange not readable at {rest_url or settings.bybit.rest_url}: {exc}"}
@@ -108,5 +114,15 @@ async def read_account(settings: HeanSettings, rest_url: str | None) -> dict[str
         await client.close()
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+def left_open_text(account: dict[str, Any]) -> str:
+    """What `hean up` says at stop: the positions and orders it leaves on the exchange."""
+    if account.get("error"):
+        return f"left open: unknown ({account['error']})"
+    pos, orders = account.get("positions") or [], account.get("open_orders") or []
+    if not pos and not orders:
+        return "left open: nothing (no position, no resting order)"
+    lines = [f"left open on the exchange: {len(pos)} position(s), {len(orders)} order(s)"]
+    lines += [f"  position {p['symbol']} {p['side']} {p['size']} @ {p['avg_price']}" for p in pos]
+    lines += [f"  order    {o['symbol']} {o['side']} {o['qty']} @ {o['price']} {o['order_link_id']}" for o in orders]
+    lines.append("  (next time: hean up --flatten-on-exit, or hean order cancel --all / hean order close SYMBOL)")
+    return "\n".join(lines)

@@ -2,8 +2,9 @@
 
 A `hean up` records its state dir in a per-user pointer file (temp dir) and its runtime dir and
 ports in `<state dir>/up.json`; a systemd deployment has neither, and its runtime dir (/run/hean by
-default) and metrics ports come from the settings. `--state-dir D` names a `hean up` explicitly;
-a D that does not exist (or holds no up.json) is an error, never a silent fall-back to systemd.
+default) and metrics ports come from the settings. Order: `--state-dir D` (a D that does not exist
+or holds no up.json is an error, never a silent fall-back); else an explicitly configured
+HEAN_RUNTIME_DIR (explicit beats discovered); else this user's running `hean up`; else systemd's.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def find_system(settings: HeanSettings, state_dir: str | None, services: tuple[s
         if doc is None:
             raise NoSuchSystem(f"state dir {path} holds no up.json (not a `hean up` state dir)")
         return _from_doc(doc, path, services)
+    if "runtime_dir" in settings.model_fields_set:
+        return System("systemd", settings.runtime_dir, {s: settings.metrics_port(s) for s in services})
     running = _running_state_dir()
     doc = _read_doc(running) if running else None
     if running is not None and doc is not None:
