@@ -145,6 +145,14 @@ PATHS: dict[str, dict[str, Any]] = {
         ("reset", 3, None, N, ("OPERATOR_RESET",)),
         ("eq", 4, 990, N, ()),
     ]},
+    "rebase_the_equity_is_already_under_is_refused": {"steps": [
+        ("eq", 0, 1000, N, ()),
+        ("eq", 1, 750, H, ("MAX_DRAWDOWN_HARD",)),
+        ("reset", 2, Decimal("1000"), H, REFUSED),  # the same base again: HARD_STOP at the next reading
+        ("reset", 3, Decimal("840"), H, REFUSED),  # 10.7 % under the new base: SOFT_BRAKE at once
+        ("reset", 4, Decimal("750"), N, ("OPERATOR_RESET", "CAPITAL_REBASED")),
+        ("eq", 5, 750, N, ()),
+    ]},
     "configured_initial_capital_is_the_base": {"initial": 2000, "steps": [
         ("eq", 0, 1800, S, ("MAX_DRAWDOWN_SOFT",)),
     ]},

@@ -309,7 +309,9 @@ class RiskGovernorCore:
         if capital is None and self._state is RiskState.NORMAL:
             return None
         if capital is None:
-            self._refuse_unsafe_reset()
+            self._refuse_unsafe_reset(self._initial)
+        elif self._equity is not None:
+            self._refuse_unsafe_reset(capital)  # a new base the current equity is already 10 % under
         codes: tuple[str, ...] = ("OPERATOR_RESET",)
         if capital is not None:
             codes += ("CAPITAL_REBASED",)
@@ -341,18 +343,19 @@ class RiskGovernorCore:
             self._equity = max(Decimal(0), self._equity + value)
 
     # ---- helpers -----------------------------------------------------
-    def _refuse_unsafe_reset(self) -> None:
-        """Raise ResetRefused when the current drawdown would re-trip the ladder at once."""
-        if self._equity is None or self._initial is None:
+    def _refuse_unsafe_reset(self, base: Decimal | None) -> None:
+        """Raise ResetRefused when the current equity, judged from `base`, would re-trip the ladder at once."""
+        if self._equity is None or base is None:
             raise ResetRefused("no equity reading since the risk process started: a reset now could re-trip "
                                "at the first one", would_be=self._state, drawdown_pct=None,
                                threshold_pct=float(self._thresholds.soft_pct), equity=None)
-        drawdown = self._drawdown(self._equity, self._initial)
+        drawdown = self._drawdown(self._equity, base)
         for target, threshold_name, _ in _LADDER:
             limit = self._thresholds.pct(threshold_name)
             if drawdown >= limit:
-                raise ResetRefused(f"drawdown {float(drawdown):.2f} % is at or beyond the {threshold_name} limit "
-                                   f"{float(limit):g} %: a reset would re-trip to {target.value} at the next reading",
+                raise ResetRefused(f"drawdown {float(drawdown):.2f} % from {base} is at or beyond the "
+                                   f"{threshold_name} limit {float(limit):g} %: a reset would re-trip to "
+                                   f"{target.value} at the next reading",
                                    would_be=target, drawdown_pct=float(drawdown), threshold_pct=float(limit),
                                    equity=self._equity)
 

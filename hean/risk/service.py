@@ -7,7 +7,10 @@ reading marked to the feed's mark price (`hean.risk.account`), aged from the exc
 time of its oldest input, so a crash under an open position is seen at the next tick
 and a silent source shows as stale. Output: `risk.state` at once on
 every transition (with `transition`) and every `risk.heartbeat_s` otherwise,
-so the executor can fail closed when the heartbeat stops. The snapshot is
+so the executor can fail closed when the heartbeat stops. A reset that the next
+reading would undo (drawdown still at a limit, from the old or the requested base) is
+refused: the answer is a RISK_STATE carrying `reset_refused` (reason, drawdown,
+threshold, the `--initial-capital` option) and the state does not move. The snapshot is
 saved in `<data_dir>/risk.sqlite` before a transition is published, so a
 restart resumes the same state, `state_since` and initial capital. That file belongs
 to one exchange account (base URL and UID, asked once at start-up with the only REST

@@ -49,10 +49,13 @@ def test_level_drops_only_through_legal_paths(steps: list[tuple[float, tuple[str
             else:
                 transition = core.reset(now, "prop", new_initial_capital=arg)
         except ResetRefused as refused:
-            # Only a plain reset is refused, and only when the next reading would re-trip.
-            assert op == "reset" and arg is None and (core.state, core.state_since) == (old_state, old_since)
-            assert core.equity is None or implied_level(Decimal(repr(core.drawdown_pct))) >= 1
-            assert refused.would_be.level >= 1 or core.equity is None
+            # Refused only when the next reading would re-trip from the base in force after the reset.
+            assert op == "reset" and (core.state, core.state_since) == (old_state, old_since)
+            base = arg if arg is not None else core.initial_capital
+            if core.equity is None:
+                assert arg is None
+            else:
+                assert implied_level((base - core.equity) / base * 100) >= 1 and refused.would_be.level >= 1
             continue
         except InvalidEquity:
             assert op == "eq" and (core.state, core.state_since) == (old_state, old_since)
