@@ -49,6 +49,7 @@ def _q(value: Any, step: Decimal) -> str:
     if value is None or value == "":
         return "-"
     try:
-        return format(Decimal(str(value)).quantize(step, rounding=ROUND_HALF_EVEN), "f")
+        q = Decimal(str(value)).quantize(step, rounding=ROUND_HALF_EVEN)
+        return format(q.copy_abs() if q == 0 else q, "f")    # no "-0.00"
     except (InvalidOperation, ValueError):
         return str(value)

@@ -134,6 +134,10 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
     last_ok = (o.reconcile or {}).get("last_success_ms")
     account = await account_task
     acct_money = account.get("money") or {}
+    # The exchange's reading is newer than the last bus event: its unrealised PnL wins.
+    upnl = {p["symbol"]: p.get("unrealised_pnl") for p in account.get("positions") or []}
+    for p in positions:
+        p["unrealised_pnl"] = upnl.get(p["symbol"], p["unrealised_pnl"])
     return {
         "mode": "up" if doc else "systemd", "all_up": all(v["up"] for v in services.values()),
         "services": services,

@@ -90,6 +90,8 @@ def test_status_lists_money_and_open_orders_and_cancel_goes_through_the_executor
     st = wait_for(lambda: (s := _status(env)) and any(o["order_link_id"] == link for o in s["open_orders"]) and s,
                   60, "the resting order in hean status")
     row = next(o for o in st["open_orders"] if o["order_link_id"] == link)
+    up = system[0]
+    wait_for(lambda: any("order New" in ln and link in ln for ln in up.lines), 30, "the live view shows the order")
     assert (row["symbol"], row["side"], row["qty"], row["strategy"]) == ("BTCUSDT", "Buy", "0.01", "operator")
     assert row["age_s"] is not None and Decimal(row["price"]) > 0
     for key in MONEY:
@@ -119,6 +121,9 @@ def test_partial_close_closes_qty_and_refuses_more_than_the_position(system):
     wait_for(lambda: Decimal(_sim(doc, "/sim/state")["positions"]["ETHUSDT"]) == 0, 60, "flat")
     money = _status(env)
     assert Decimal(money["by_symbol"]["ETHUSDT"]["fees"]) > 0, "fees from the exchange's execFee"
+    rec = scrape(doc["services"]["reconciler"]["metrics_port"])
+    assert metric(rec, "hean_reconciler_fees_usdt", symbol="ETHUSDT") > 0
+    assert metric(rec, "hean_reconciler_equity_usdt") > 0
 
 
 def test_a_reset_that_would_retrip_is_refused_and_a_rebase_works(system):
