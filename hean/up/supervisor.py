@@ -1,7 +1,7 @@
 """`hean up`: every HEAN process on this machine, paper trading, supervised like systemd would.
 
     hean up [--duration S] [--json] [--no-demo | --demo] [--env-file F] [--state-dir D] [--data-dir D]
-            [--sim-port P]
+            [--sim-port P] [--flatten-on-exit]
 
 Starts the simulator (unless HEAN_BYBIT__REST_URL names another exchange), then
 risk, reconciler, executor, watchdog, feed and strategy as separate OS
@@ -18,7 +18,11 @@ to 30 s (reset after 60 s of good running), logged and counted in
 Ctrl-C / SIGTERM (or the end of `--duration`) stops children in reverse order:
 SIGTERM to the child's process group, SIGKILL after STOP_TIMEOUT_S. Each child
 runs in its own process group and has PR_SET_PDEATHSIG=SIGKILL, so even a
-`kill -9` of this supervisor leaves no orphans.
+`kill -9` of this supervisor leaves no orphans. Before stopping it says which
+positions and orders stay open on the exchange (read-only REST); with
+`--flatten-on-exit` it first stops the strategies, cancels resting orders and
+closes positions reduce-only through the executor. `--no-demo` without a
+configured strategy (HEAN_STRATEGY__PATHS) starts no strategy runner.
 
 Metrics (up port): hean_up_restarts_total{service}, hean_up_child_up{service}, plus the observer's hean_bus_*.
 """
