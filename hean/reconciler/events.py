@@ -48,6 +48,7 @@ def order_event(row: dict[str, Any]) -> dict[str, Any]:
         "reduce_only": bool(row.get("reduceOnly")), "updated_time_ms": _int(row.get("updatedTime")),
         # For the operator's view: the limit price and the exchange's own rejection text.
         "price": dec(row.get("price")), "reject_reason": str(row.get("rejectReason") or ""),
+        "order_type": str(row.get("orderType") or ""),
     }
 
 

@@ -261,7 +261,9 @@ class Supervisor:
             await self.children["strategy"].stop()     # nothing opens while we close
         runtime = self.state / "run"
         rc, res = await send_cancel(self.settings, runtime, {"all": True}, "hean-up", 15.0)
-        self.view.line("flatten: " + (cancel_text(res) if "error" not in res else res["error"]))
+        nothing = str(res.get("reason", "")).startswith("no open order")
+        self.view.line("flatten: " + ("no resting order to cancel" if nothing
+                                      else cancel_text(res) if "error" not in res else res["error"]))
         account = await read_account(self.settings, self.sim_url)
         for p in account.get("positions") or []:
             args = argparse.Namespace(action="close", symbol=p["symbol"], qty=None, limit=None, timeout=15.0)

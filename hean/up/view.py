@@ -29,7 +29,10 @@ def _fmt_event(kind: str, d: dict[str, Any]) -> str | None:
         return f"order placed   {sym} {side} {qty} ({who}) {d.get('order_link_id', '')}"
     if kind == "order_update":
         status = d.get("order_status")
-        price = d.get("price") if d.get("price") not in (None, "", "0") else "market"
+        market = d.get("order_type") == "Market" or d.get("price") in (None, "", "0")
+        price = "market" if market else d.get("price")
+        if d.get("avg_price") not in (None, "", "0"):
+            price = f"{price} (avg {d['avg_price']})"
         why = f" exchange says: {d['reject_reason']}" if d.get("reject_reason") not in (None, "", "EC_NoError") else ""
         return f"order {status:<8} {sym} {side} {qty} @ {price} filled {d.get('cum_exec_qty')} " \
                f"{d.get('order_link_id') or d.get('order_id')}{why}"
