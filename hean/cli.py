@@ -34,11 +34,11 @@ SERVICES = {
 # Subcommand -> "module:function(argv) -> int" for tools that own their arguments.
 TOOLS = {
     "sim": "hean.sim.cli:main",
-    "up": "hean.supervisor:main",
-    "status": "hean.status:main",
+    "up": "hean.up.supervisor:main",
+    "status": "hean.ops.status:main",
     "bench": "hean.bench:main",
-    "risk": "hean.riskctl:main",
-    "order": "hean.orderctl:main",
+    "risk": "hean.ops.risk:main",
+    "order": "hean.ops.order:main",
     "preflight": "hean.preflight:main",
 }
 

@@ -21,7 +21,6 @@ import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from hean.sim.settings import SimSettings
 
 DEFAULT_ENV_FILE = Path("/etc/hean/hean.env")
 EX_CONFIG = 78
@@ -290,7 +289,6 @@ class HeanSettings(BaseSettings):
     bus: BusSettings = BusSettings()
     bybit: BybitSettings = BybitSettings()
     ws: WsSettings = WsSettings()
-    sim: SimSettings = SimSettings()
     executor: ExecutorSettings = ExecutorSettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
     risk: RiskSettings = RiskSettings()
@@ -418,6 +416,11 @@ def settings_or_exit(env_file: str | Path | None, who: str, **overrides: Any) ->
         raise SystemExit(EX_CONFIG) from None
 
 
+# Environment names read by components composed beside HEAN's processes (the simulator reads
+# HEAN_SIM__*): not HEAN settings, and not typos either. The base settings know nothing more of them.
+OTHER_COMPONENT_PREFIXES = ("HEAN_SIM__",)
+
+
 def _unknown_env_names(environ: Any, in_file: bool = False) -> list[str]:
     """Names that are no setting: a typo must not silently fall back to a default.
 
@@ -428,6 +431,8 @@ def _unknown_env_names(environ: Any, in_file: bool = False) -> list[str]:
     for key in sorted(environ):
         name = key.upper() if in_file else key
         if name == "HEAN_ENV_FILE" or (not in_file and not name.startswith("HEAN_")):
+            continue
+        if not in_file and name.startswith(OTHER_COMPONENT_PREFIXES):
             continue
         if not name.startswith("HEAN_"):
             unknown.append(key)

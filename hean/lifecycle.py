@@ -176,7 +176,17 @@ class Service:
                                      lambda: self.is_ready)
         try:
             port = await self.metrics.start()
-            await self.startup()
+            if not await self._startup_or_stop():
+                # SIGTERM while start-up still waits (e.g. retrying an unreachable exchange): stop at
+                # once and quietly; shutdown() releases whatever start-up had opened (clients, files).
+                try:
+                    async with asyncio.timeout(self.shutdown_timeout):
+                        await self.shutdown()
+                except Exception:  # noqa: BLE001 - stopping anyway; say so once
+                    log.warning("incomplete release after a stop during start-up", exc_info=True)
+                log.info("stopped during start-up", extra={"exit_code": self.exit_code})
+                await self._close()
+                return self.exit_code
         except ConfigError as exc:
             print_config_error(self.name, exc)
             await self._close()
@@ -206,6 +216,22 @@ class Service:
             self.exit_code = EX_SOFTWARE
         await self._stop(main)
         return self.exit_code
+
+    async def _startup_or_stop(self) -> bool:
+        """Run startup(); False (start-up cancelled) if a stop signal comes first."""
+        startup = asyncio.create_task(self.startup(), name="startup")
+        stopper = asyncio.create_task(self.should_exit.wait(), name="startup_stop")
+        await asyncio.wait({startup, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not startup.done():
+            startup.cancel()
+            await asyncio.gather(startup, return_exceptions=True)
+            if startup.cancelled():
+                return False
+        if self.should_exit.is_set() and startup.exception() is not None:
+            return False     # a loop that noticed the stop and raised ("stopped before ...") is no failure
+        startup.result()     # re-raises ConfigError and real start-up failures
+        return True
 
     async def _systemd_watchdog(self, interval: float) -> None:
         while True:

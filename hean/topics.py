@@ -38,6 +38,8 @@ class EventType(str, Enum):
     ERROR = "ERROR"
     ECHO = "ECHO"
     TRANSFER = "TRANSFER"
+    ORDER_CANCEL_INTENT = "ORDER_CANCEL_INTENT"
+    ORDER_CANCEL_REJECTED = "ORDER_CANCEL_REJECTED"
 
 
 # Events a process handles inline on the socket reader, ahead of its queue:
@@ -107,3 +109,9 @@ def echo(topic: str) -> str:
 def transfer() -> str:
     """Money moved into or out of the account (the exchange's transaction log), before the equity that has it."""
     return "account.transfer"
+
+
+def cancel_intent() -> str:
+    """Cancel commands (operator CLI, `hean up --flatten-on-exit`) to the executor, which cancels on the
+    exchange and answers ORDER_CANCELLED (`order.cancelled`) or ORDER_CANCEL_REJECTED (`order.cancel_rejected`)."""
+    return "intent.cancel"

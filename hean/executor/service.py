@@ -34,6 +34,7 @@ from hean.exchange.account import AccountIdentity, fetch_identity
 from hean.exchange.bybit import ExchangeUnavailable
 from hean.exchange.connect import rest_client
 from hean.executor import journal as j
+from hean.executor.cancel import CancelHandler
 from hean.executor.gate import REDUCE_ONLY_STATES, FingerprintGuard, RiskView
 from hean.executor.metrics import ExecutorMetrics
 from hean.executor.placement import Placer
@@ -127,6 +128,8 @@ class ExecutorService(Service):
         for source in (*INTENT_SOURCES, "risk", "reconciler"):
             sub.connect(source)
         sub.on(topics.intent(), self._on_intent)
+        self.cancels = CancelHandler(self.client, s.symbols, self.publish)
+        sub.on(topics.cancel_intent(), self.cancels.on_command)
         sub.on(topics.risk_state(), self._on_risk, fast=True)
         sub.on(topics.reconcile("status"), self._on_reconcile, fast=True)
         # Orders a previous run may have sent: settle what the exchange knows before taking new intents.
@@ -184,6 +187,8 @@ class ExecutorService(Service):
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        if getattr(self, "cancels", None) is not None:
+            await self.cancels.close()
         if self.placer is not None and self.placer.inflight:
             log.info("waiting for in-flight orders", extra={"count": len(self.placer.inflight)})
             await asyncio.gather(*list(self.placer.inflight), return_exceptions=True)

@@ -46,6 +46,9 @@ def order_event(row: dict[str, Any]) -> dict[str, Any]:
         "order_status": str(row.get("orderStatus") or ""), "qty": dec(row.get("qty")),
         "cum_exec_qty": dec(row.get("cumExecQty")), "avg_price": dec(row.get("avgPrice")),
         "reduce_only": bool(row.get("reduceOnly")), "updated_time_ms": _int(row.get("updatedTime")),
+        # For the operator's view: the limit price and the exchange's own rejection text.
+        "price": dec(row.get("price")), "reject_reason": str(row.get("rejectReason") or ""),
+        "order_type": str(row.get("orderType") or ""),
     }
 
 

@@ -50,6 +50,7 @@ from hean.reconciler.ledger import Ledger
 from hean.reconciler.metrics import ReconcilerMetrics
 from hean.reconciler.ordering import OrderVersion, OrderVersions, PositionVersion
 from hean.statefile import bind_state
+from hean.reconciler.money import MoneyMetrics
 
 log = logging.getLogger("hean.reconciler")
 ET = topics.EventType
@@ -69,6 +70,7 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
         super().__init__(settings, registry)
         self.cfg = settings.reconciler
         self.m = ReconcilerMetrics(registry)
+        self.money = MoneyMetrics(registry)
         self.ledger: Ledger | None = None
         self.client: BybitRestClient | None = None
         self.ws: BybitWebSocket | None = None
@@ -284,6 +286,11 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
         """Listened to for its sequence (a gap triggers a catch-up); a placed order is a hint to look."""
         if ev.type == ET.ORDER_PLACED.value and self.ws is not None and not self.ws.connected.is_set():
             self.request("doubt")
+
+    async def publish(self, topic: str, type_: str, data: dict[str, Any]) -> bool:
+        """Every publication also feeds the money gauges (hean.reconciler.money)."""
+        self.money.observe(type_, data)
+        return await super().publish(topic, type_, data)
 
 
 def _creation_ms(msg: dict[str, Any]) -> int | None:

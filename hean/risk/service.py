@@ -100,8 +100,8 @@ class RiskService(AccountInputs, Service):
         # The base and the latch describe one account: never judge another with them (contract 2).
         path = self.settings.data_dir / "risk.sqlite"
         client = rest_client(self.settings, self.registry)
-        await client.start()
         try:
+            await client.start()
             identity = await fetch_identity(client)
         finally:
             await client.close()

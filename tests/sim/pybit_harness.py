@@ -91,17 +91,15 @@ async def pybit_ws(monkeypatch: pytest.MonkeyPatch, server: SimServer, channel_t
         await asyncio.to_thread(ws.exit)
 
 
-def subscribe_on_loop(ws: unified_trading.WebSocket, stream: Callable[..., None], **kwargs: Any) -> None:
-    """Call a pybit ``*_stream`` method on the event-loop thread, deliberately.
+async def subscribe(stream: Callable[..., None], **kwargs: Any) -> None:
+    """Call a pybit ``*_stream`` method as a pybit user does: a blocking call on its own thread.
 
-    pybit 5.17 sends the subscribe frame *before* it records the req_id and the callback.
-    Real Bybit answers a network round trip later; this simulator shares our process, so its
-    ack or first snapshot can beat that bookkeeping and pybit drops the socket on a KeyError
-    (seen under CPU load). Once connected the call only writes one frame, and holding the
-    loop for it delays the simulator's reply until pybit is ready, as latency does live.
+    pybit 5.17 records a subscription's req_id and callback only after sending it; against a
+    zero-latency venue the ack (or first snapshot) could beat that and pybit drops the socket on
+    a KeyError. The simulator, like Bybit, answers a network round trip later (its default
+    delay), so no workaround is needed here.
     """
-    assert ws.is_connected() and not ws.exited, f"pybit socket {ws.endpoint} is not open"
-    stream(**kwargs)
+    await asyncio.to_thread(stream, **kwargs)
 
 
 def subscribed(caplog: pytest.LogCaptureFixture, topic: str) -> Callable[[], bool]:

@@ -22,7 +22,7 @@ from tests.sim.pybit_harness import (
     capture_pybit_ws_logs,
     pybit_http,
     pybit_ws,
-    subscribe_on_loop,
+    subscribe,
     subscribed,
     wait_until,
 )
@@ -179,8 +179,8 @@ async def test_public_streams_through_pybit(monkeypatch: pytest.MonkeyPatch, cap
     capture_pybit_ws_logs(caplog)
     tickers, books = Inbox(), Inbox()
     async with pybit_ws(monkeypatch, sim, "linear") as ws:
-        subscribe_on_loop(ws, ws.ticker_stream, symbol="BTCUSDT", callback=tickers)
-        subscribe_on_loop(ws, ws.orderbook_stream, depth=1, symbol="BTCUSDT", callback=books)
+        await subscribe(ws.ticker_stream, symbol="BTCUSDT", callback=tickers)
+        await subscribe(ws.orderbook_stream, depth=1, symbol="BTCUSDT", callback=books)
         await wait_until(subscribed(caplog, "tickers.BTCUSDT"), "pybit to accept the tickers subscribe ack")
         await wait_until(subscribed(caplog, "orderbook.1.BTCUSDT"), "pybit to accept the orderbook subscribe ack")
         first = await tickers.wait(lambda m: m["data"].get("lastPrice") == "50000", "ticker snapshot at 50000")
@@ -203,8 +203,8 @@ async def test_private_streams_through_pybit(monkeypatch: pytest.MonkeyPatch, ca
     executions, orders = Inbox(), Inbox()
     async with pybit_ws(monkeypatch, sim, "private", api_key=KEY, api_secret=SECRET) as ws:
         await wait_until(lambda: ws.auth, "pybit to accept the simulator's auth reply")
-        subscribe_on_loop(ws, ws.execution_stream, callback=executions)
-        subscribe_on_loop(ws, ws.order_stream, callback=orders)
+        await subscribe(ws.execution_stream, callback=executions)
+        await subscribe(ws.order_stream, callback=orders)
         await wait_until(subscribed(caplog, "execution"), "pybit to accept the execution subscribe ack")
         await wait_until(subscribed(caplog, "order"), "pybit to accept the order subscribe ack")
 
@@ -243,8 +243,8 @@ async def test_heartbeats_keep_pybit_connections_alive(monkeypatch: pytest.Monke
     beat = {"ping_interval": 1, "ping_timeout": 0.9}   # pybit's own knobs, shortened from 20 s / 10 s
     async with pybit_ws(monkeypatch, sim, "linear", **beat) as public, \
             pybit_ws(monkeypatch, sim, "private", api_key=KEY, api_secret=SECRET, **beat) as private:
-        subscribe_on_loop(public, public.ticker_stream, symbol="BTCUSDT", callback=tickers)
-        subscribe_on_loop(private, private.order_stream, callback=orders)
+        await subscribe(public.ticker_stream, symbol="BTCUSDT", callback=tickers)
+        await subscribe(private.order_stream, callback=orders)
         for ws in (public, private):
             await outlive_two_pongs(ws)
 

@@ -1,7 +1,7 @@
 """`hean up`: every HEAN process on this machine, paper trading, supervised like systemd would.
 
     hean up [--duration S] [--json] [--no-demo | --demo] [--env-file F] [--state-dir D] [--data-dir D]
-            [--sim-port P]
+            [--sim-port P] [--flatten-on-exit]
 
 Starts the simulator (unless HEAN_BYBIT__REST_URL names another exchange), then
 risk, reconciler, executor, watchdog, feed and strategy as separate OS
@@ -18,7 +18,11 @@ to 30 s (reset after 60 s of good running), logged and counted in
 Ctrl-C / SIGTERM (or the end of `--duration`) stops children in reverse order:
 SIGTERM to the child's process group, SIGKILL after STOP_TIMEOUT_S. Each child
 runs in its own process group and has PR_SET_PDEATHSIG=SIGKILL, so even a
-`kill -9` of this supervisor leaves no orphans.
+`kill -9` of this supervisor leaves no orphans. Before stopping it says which
+positions and orders stay open on the exchange (read-only REST); with
+`--flatten-on-exit` it first stops the strategies, cancels resting orders and
+closes positions reduce-only through the executor. `--no-demo` without a
+configured strategy (HEAN_STRATEGY__PATHS) starts no strategy runner.
 
 Metrics (up port): hean_up_restarts_total{service}, hean_up_child_up{service}, plus the observer's hean_bus_*.
 """
@@ -36,18 +40,24 @@ import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from hean import demo
 from hean.bus import BusStats, Subscriber
-from hean.logging import setup_logging
 from hean.config import EX_CONFIG, BybitSettings, HeanSettings, settings_or_exit
+from hean.logging import setup_logging
 from hean.metrics import MetricsServer
-from hean.observer import Observer
-from hean.upchild import Child, ChildFailed, http_json
-from hean.upview import View
+from hean.ops.account import left_open_text, read_account
+from hean.ops.cancel import cancel_text, send_cancel
+from hean.ops.locate import pointer_file
+from hean.ops.order import send as send_order
+from hean.ops.observer import Observer
+from hean.sim.settings import SimSettings
+from hean.up import demo
+from hean.up.child import Child, ChildFailed, http_json
+from hean.up.view import View
 
 log = logging.getLogger("hean.up")
 ORDER = ("risk", "reconciler", "executor", "watchdog", "feed", "strategy")
@@ -64,14 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", help="logs, ipc sockets and up.json (default: a new temp dir)")
     p.add_argument("--data-dir", help="SQLite files (default: <state>/data with our simulator, else ./.hean/data)")
     p.add_argument("--sim-port", type=int, default=None, help="simulator port (default: from bybit.rest_url; 0=any)")
+    p.add_argument("--flatten-on-exit", action="store_true",
+                   help="at stop: stop the strategies, cancel resting orders and close positions (reduce-only, "
+                        "through the executor), then stop")
     p.add_argument("--skip", action="append", default=[], choices=ORDER, metavar="SERVICE",
                    help="do not start this process (repeatable; for development and tests)")
     return p
-
-
-def pointer_file() -> Path:
-    """Where `hean status` finds the state dir of the running `hean up` of this user."""
-    return Path(tempfile.gettempdir()) / f"hean-up-{os.getuid()}.json"
 
 
 class Supervisor:
@@ -103,6 +111,12 @@ class Supervisor:
         self.up_port = 0
         self.sim_url: str | None = None
         self.view = View(json_mode=args.json, tty=sys.stdout.isatty() and not args.json)
+        # Without the demo and without a configured strategy, no strategy runs (the settings' default
+        # example strategy is for the demo, not for an operator who asked for none).
+        self.no_strategy = not self.demo and "paths" not in settings.strategy.model_fields_set
+        self.skip = set(args.skip) | ({"strategy"} if self.no_strategy else set())
+        self.account: dict[str, Any] = {}
+        self.sim_wallet = SimSettings().initial_balance   # `hean up` composes HEAN and the simulator
 
     # --- start ------------------------------------------------------------------------------
     def _child(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
@@ -110,7 +124,8 @@ class Supervisor:
                       self.view, self._on_restart)
         self.children[name] = child
         child.on_change = self.write_state
-        self.child_up.labels(name).set(0)
+        # Read at scrape time: 1 exactly while the process runs (the simulator too), whatever restarted it.
+        self.child_up.labels(name).set_function(lambda: float(child.running()))
         return child
 
     def _on_restart(self, name: str, rc: int, delay: float) -> None:
@@ -122,7 +137,8 @@ class Supervisor:
         port = self.args.sim_port
         if port is None:
             port = urlsplit(self.settings.bybit.rest_url).port or 8900
-        argv = ["sim", "--port", str(port), "--symbols", ",".join(self.settings.symbols)]
+        argv = ["sim", "--port", str(port), "--symbols", ",".join(self.settings.symbols),
+                "--metrics-port", str(self.settings.metrics_port("sim"))]
         # The simulator accepts the key the other processes will sign with. It travels in the
         # environment (private to the process), never on argv (/proc/<pid>/cmdline is world-readable).
         key, secret = self.settings.credentials()
@@ -165,6 +181,7 @@ class Supervisor:
             self.view.line(f"hean up: {exc}")
             self.exit_code = exc.exit_code
         finally:
+            await self._before_stop()
             await self._stop_all()
             bus_stop.set()
             await asyncio.wait_for(asyncio.gather(reader, return_exceptions=True), 10)
@@ -181,14 +198,13 @@ class Supervisor:
         elif self.demo and urlsplit(self.settings.bybit.rest_url).hostname in ("127.0.0.1", "localhost"):
             self.sim_url = self.settings.bybit.rest_url.rstrip("/")   # a simulator we did not start: script it too
         for name in ORDER:
-            if name in self.args.skip:
+            if name in self.skip:
                 continue
             if self.stop_event.is_set():
                 return
             child = self._child(name, ["run", name])
             await child.start()
             await child.wait_ready(READY_TIMEOUT_S)
-            self.child_up.labels(name).set(1)
         for name, child in self.children.items():
             child.supervise(self.stop_event, self._fatal)
         if self.demo and self.sim_url:
@@ -231,11 +247,40 @@ class Supervisor:
             t.cancel()
         await asyncio.gather(*tasks, ticker, return_exceptions=True)
 
+    async def _before_stop(self) -> None:
+        """Flatten if asked, then say what stays open on the exchange (and read the money for the summary)."""
+        if not self.children or any(not c.running() for n, c in self.children.items() if n in ("sim", "executor")):
+            return
+        if self.args.flatten_on_exit:
+            await self._flatten()
+        self.account = await read_account(self.settings, self.sim_url)
+        self.view.line(left_open_text(self.account))
+
+    async def _flatten(self) -> None:
+        if "strategy" in self.children:
+            await self.children["strategy"].stop()     # nothing opens while we close
+        runtime = self.state / "run"
+        rc, res = await send_cancel(self.settings, runtime, {"all": True}, "hean-up", 15.0)
+        nothing = str(res.get("reason", "")).startswith("no open order")
+        self.view.line("flatten: " + ("no resting order to cancel" if nothing
+                                      else cancel_text(res) if "error" not in res else res["error"]))
+        account = await read_account(self.settings, self.sim_url)
+        for p in account.get("positions") or []:
+            args = argparse.Namespace(action="close", symbol=p["symbol"], qty=None, limit=None, timeout=15.0)
+            rc, res = await send_order(args, self.settings, runtime)
+            self.view.line(f"flatten: close {p['symbol']} {p['size']}: {res.get('outcome') or res.get('error')}")
+        # The reconciler must see the closes land before the final reading: wait for a flat book.
+        deadline = time.monotonic() + 15.0
+        while time.monotonic() < deadline:
+            account = await read_account(self.settings, self.sim_url)
+            if not account.get("positions") and not account.get("open_orders"):
+                break
+            await asyncio.sleep(0.5)
+
     async def _stop_all(self) -> None:
         self.stop_event.set()
         for name in reversed(list(self.children)):
             await self.children[name].stop()
-            self.child_up.labels(name).set(0)
 
     # --- state for `hean status` and tests --------------------------------------------------
     def write_state(self) -> None:

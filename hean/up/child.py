@@ -108,7 +108,9 @@ class Child:
             return
         if not isinstance(rec, dict):
             return
-        if rec.get("message") == "service ready":
+        if rec.get("message") == "simulator ready":   # its READY line follows; /metrics is up already
+            self.metrics_port = rec.get("metrics_port")
+        elif rec.get("message") == "service ready":
             self.metrics_port = rec.get("metrics_port")
             self.ready_value = self.metrics_port
             self._ready.set()

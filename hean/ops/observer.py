@@ -9,6 +9,7 @@ are re-sent and outcomes re-published by design.
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,8 @@ from hean.bus import Event, Subscriber
 ET = topics.EventType
 SOURCES = ("feed", "executor", "reconciler", "risk", "watchdog", "strategy", "ctl")
 OUTCOMES = {ET.ORDER_REJECTED.value: "rejected", ET.ORDER_BLOCKED_DUPLICATE.value: "blocked",
-            ET.ORDER_BLOCKED_RISK.value: "blocked", ET.ORDER_CANCELLED.value: "cancelled"}
+            ET.ORDER_BLOCKED_RISK.value: "blocked", ET.ORDER_CANCELLED.value: "cancelled",
+            ET.ORDER_CANCEL_REJECTED.value: "cancel_refused"}
 
 
 @dataclass
@@ -38,6 +40,11 @@ class Observation:
     positions: dict[str, dict[str, Any]] = field(default_factory=dict)
     reconcile: dict[str, Any] | None = None
     last_seen: dict[str, float] = field(default_factory=dict)            # source -> unix time
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)      # order id -> latest ORDER_UPDATE
+    fees: Decimal = Decimal(0)                                            # sum of the fills' execFee
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        return [d for d in self.orders.values() if d.get("order_status") in ("New", "PartiallyFilled", "Untriggered")]
 
     def counts(self) -> dict[str, int]:
         return {"ticks": self.ticks, "intents": len(self.intents), "orders": len(self.placed),
@@ -74,7 +81,7 @@ class Observer:
         elif t == ET.ORDER_PLACED.value:
             self._add(o.placed, d.get("intent_id"), "placed", d)
         elif t in OUTCOMES:
-            key = f"{t}:{d.get('intent_id')}"
+            key = f"{t}:{d.get('intent_id') or d.get('cancel_id')}"
             if key not in o.other_outcomes:
                 o.other_outcomes[key] = 1
                 self._notify(OUTCOMES[t], d)
@@ -82,7 +89,17 @@ class Observer:
             exec_id = d.get("exec_id")
             if isinstance(exec_id, str) and exec_id not in o.fills:
                 o.fills[exec_id] = d
+                try:
+                    o.fees += Decimal(str(d.get("exec_fee") or 0))
+                except ArithmeticError:
+                    pass
                 self._notify("fill", d)
+        elif t == ET.ORDER_UPDATE.value and d.get("order_id"):
+            # The exchange's own order states: an order shows up (New) before its fills.
+            before = o.orders.get(d["order_id"], {}).get("order_status")
+            o.orders[d["order_id"]] = d
+            if d.get("order_status") and d.get("order_status") != before:
+                self._notify("order_update", d)
         elif t == ET.RISK_STATE.value:
             o.risk = d
             tr = d.get("transition")

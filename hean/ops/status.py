@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,32 +26,23 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hean.bus import BusStats, Subscriber
 from hean.config import settings_or_exit
-from hean.observer import Observer
+from hean.ops.account import read_account
+from hean.ops.locate import EX_FAILED, EX_OK, EX_USAGE, EXIT_CODES_EPILOG, NoSuchSystem, find_system
+from hean.ops.observer import Observer
+from hean.ops.output import emit, error, money, pct, quiet_pipe
 
+MONEY_KEYS = ("realised_pnl", "fees", "funding", "unrealised_pnl")
 SERVICES = ("risk", "reconciler", "executor", "watchdog", "feed", "strategy")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hean status", description="Status of every HEAN process.")
+    p = argparse.ArgumentParser(prog="hean status", description="Status of every HEAN process, the money "
+                                "and the open orders.", epilog=EXIT_CODES_EPILOG)
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     p.add_argument("--state-dir", help="the state dir of a `hean up` (default: the running one, if any)")
     p.add_argument("--listen", type=float, default=2.0, help="seconds to listen to the bus (default 2)")
     p.add_argument("--env-file", help="settings file (default: $HEAN_ENV_FILE or /etc/hean/hean.env)")
     return p
-
-
-def _up_doc(state_dir: str | None) -> dict[str, Any] | None:
-    if state_dir is None:
-        from hean.supervisor import pointer_file
-        try:
-            state_dir = json.loads(pointer_file().read_text())["state_dir"]
-        except (OSError, ValueError, KeyError):
-            return None
-    try:
-        doc = json.loads((Path(state_dir) / "up.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
 
 
 async def _scrape(session: aiohttp.ClientSession, port: int | None) -> dict[str, float] | None:
@@ -113,18 +102,21 @@ def _service_row(svc: str, samples: dict[str, float] | None, restarts: int | Non
 
 
 async def collect(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything `hean status` shows; raises NoSuchSystem for a named state dir that is not there."""
     settings = settings_or_exit(args.env_file, "status", service="status")
-    doc = _up_doc(args.state_dir)
-    runtime_dir = Path(doc["runtime_dir"]) if doc else settings.runtime_dir
+    system = find_system(settings, args.state_dir, SERVICES)
+    doc = system.doc
+    runtime_dir = system.runtime_dir
     listed = doc.get("services", {}) if doc else {}
     names = [s for s in SERVICES if not doc or s in listed]
+    account_task = asyncio.create_task(read_account(settings, doc.get("sim_url") if doc else None))
     stats = BusStats()
     sub = Subscriber(settings.bus, runtime_dir, stats)
     observer = Observer(sub)
     stop = asyncio.Event()
     reader = asyncio.create_task(sub.run(stop))
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
-        ports = {s: (listed.get(s, {}).get("metrics_port") if doc else settings.metrics_port(s)) for s in names}
+        ports = {s: system.ports.get(s) for s in names}
         scraped = dict(zip(names, await asyncio.gather(*(_scrape(session, ports[s]) for s in names)), strict=True))
         up_samples = await _scrape(session, doc.get("up_metrics_port")) if doc else None
         health = dict(zip(names, await asyncio.gather(*(_health(session, ports[s]) for s in names)), strict=True))
@@ -154,11 +146,20 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
         positions.append({"symbol": sym, "side": p.get("side"), "size": p.get("size"),
                           "avg_price": p.get("avg_price"), "unrealised_pnl": p.get("unrealised_pnl"), "age_s": age})
     last_ok = (o.reconcile or {}).get("last_success_ms")
+    account = await account_task
+    acct_money = account.get("money") or {}
+    # The exchange's reading is newer than the last bus event: its unrealised PnL wins.
+    upnl = {p["symbol"]: p.get("unrealised_pnl") for p in account.get("positions") or []}
+    for p in positions:
+        p["unrealised_pnl"] = upnl.get(p["symbol"], p["unrealised_pnl"])
     return {
         "mode": "up" if doc else "systemd", "all_up": all(v["up"] for v in services.values()),
         "services": services,
         "risk": {"state": risk.get("state"), "drawdown_pct": risk.get("drawdown_pct")},
-        "equity": (o.equity or {}).get("equity"), "positions": positions,
+        "equity": acct_money.get("equity", (o.equity or {}).get("equity")), "positions": positions,
+        **{k: acct_money.get(k) for k in MONEY_KEYS},
+        "by_symbol": acct_money.get("by_symbol", {}), "open_orders": account.get("open_orders", []),
+        "account_error": account.get("error"),
         "reconciling": (o.reconcile or {}).get("reconciling"),
         "last_reconcile_s": round(now - int(last_ok) / 1000, 1) if last_ok else None,
     }
@@ -179,21 +180,49 @@ def _table(st: dict[str, Any]) -> str:
     risk = st["risk"]
     dd = risk["drawdown_pct"]
     out.append(f"risk: {risk['state'] or 'unknown (no RISK_STATE heard)'}"
-               + (f"  drawdown {float(dd):.2f}%" if dd is not None else "")
-               + f"  equity {st['equity'] or '-'}")
+               + (f"  drawdown {pct(dd)}%" if dd is not None else "")
+               + f"  equity {money(st['equity'])}")
     for p in st["positions"] or []:
         out.append(f"position: {p['symbol']} {p['side']} {p['size']} @ {p['avg_price']} "
-                   f"upnl {p['unrealised_pnl']} age {p['age_s']} s")
+                   f"upnl {money(p['unrealised_pnl'])} age {p['age_s']} s")
     if not st["positions"]:
         out.append("positions: none open")
+    out += _money_table(st) + _orders_table(st)
     last = st["last_reconcile_s"]
     out.append(f"last reconcile: {f'{last} s ago' if last is not None else 'unknown'}"
                + (" (reconciling now)" if st["reconciling"] else ""))
     return "\n".join(out)
 
 
+def _money_table(st: dict[str, Any]) -> list[str]:
+    if st.get("account_error"):
+        return [f"money: unknown ({st['account_error']})"]
+    out = [f"{'MONEY (USDT)':<12} {'REALISED':>10} {'FEES':>9} {'FUNDING':>9} {'UNREALISED':>11}"]
+    rows = [*st.get("by_symbol", {}).items(), ("total", {k: st.get(k) for k in MONEY_KEYS})]
+    for sym, r in rows:
+        out.append(f"{sym:<12} {money(r['realised_pnl']):>10} {money(r['fees']):>9} {money(r['funding']):>9} "
+                   f"{money(r['unrealised_pnl']):>11}")
+    return out
+
+
+def _orders_table(st: dict[str, Any]) -> list[str]:
+    orders = st.get("open_orders") or []
+    if not orders:
+        return [] if st.get("account_error") else ["open orders: none"]
+    out = [f"{'OPEN ORDER':<10} {'SIDE':<4} {'QTY':>8} {'PRICE':>10} {'AGE':>7} {'STRATEGY':<12} LINK ID"]
+    for o in orders:
+        age = f"{o['age_s']:.0f} s" if o.get("age_s") is not None else "-"
+        out.append(f"{o['symbol']:<10} {o['side']:<4} {o['qty']:>8} {o['price']:>10} {age:>7} "
+                   f"{o['strategy']:<12} {o['order_link_id'] or '-'}")
+    return out
+
+
+@quiet_pipe
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    st = asyncio.run(collect(args))
-    print(json.dumps(st) if args.json else _table(st), flush=True)
-    return 0 if st["all_up"] else 1
+    try:
+        st = asyncio.run(collect(args))
+    except NoSuchSystem as exc:
+        return error("status", str(exc), EX_USAGE)
+    emit(_table(st), st, args.json)
+    return EX_OK if st["all_up"] else EX_FAILED
