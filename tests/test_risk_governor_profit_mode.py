@@ -364,3 +364,17 @@ def test_every_risk_setting_reaches_the_thresholds() -> None:
 
 def test_state_levels_are_ordered() -> None:
     assert [s.level for s in (N, S, Q, H)] == [0, 1, 2, 3]
+
+
+def test_reset_on_stale_equity_is_refused_even_with_a_rebase() -> None:
+    """EQUITY_STALE would bring QUARANTINE straight back: no reset (re-base or not) until equity is fresh."""
+    core = RiskGovernorCore(RiskThresholds.default(), initial_capital=Decimal("1000"))
+    core.on_equity(Decimal("1000"), 1.0)
+    core.on_equity_stale(40.0, age_s=35.0, max_age_s=30.0)
+    assert core.state is RiskState.QUARANTINE
+    for capital in (None, Decimal("1000")):
+        with pytest.raises(ResetRefused, match="stale"):
+            core.reset(41.0, "alice", capital, equity_age_s=36.0, max_equity_age_s=30.0)
+        assert core.state is RiskState.QUARANTINE
+    transition = core.reset(42.0, "alice", None, equity_age_s=0.5, max_equity_age_s=30.0)
+    assert transition is not None and core.state is RiskState.NORMAL

@@ -150,7 +150,8 @@ def refusal_text(refused: dict[str, Any]) -> str:
         lines.append(f"  to accept the loss and measure drawdown from the current equity: "
                      f"hean risk reset --initial-capital {money(refused.get('equity'))}")
     else:
-        lines.append("  wait for the reconciler's first equity reading, or re-base with --initial-capital X")
+        lines.append("  wait for a fresh equity reading from the reconciler (check `hean status`; a stale equity "
+                     "blocks any reset), or re-base with --initial-capital X")
     return "\n".join(lines)
 
 

@@ -295,8 +295,15 @@ class RiskGovernorCore:
         now: float,
         operator: str,
         new_initial_capital: Decimal | int | float | None = None,
+        *,
+        equity_age_s: float | None = None,
+        max_equity_age_s: float | None = None,
     ) -> RiskTransition | None:
         """Operator reset to NORMAL (the only exit from HARD_STOP), optionally re-basing capital.
+
+        Refused (ResetRefused) when it would re-trip at once: a drawdown still beyond a limit, or an
+        equity older than `max_equity_age_s` (EQUITY_STALE would bring QUARANTINE straight back,
+        re-base or not).
 
         Without a re-base the next equity reading is still judged against the old
         capital (and old peak), so a deep drawdown escalates again at once.
@@ -308,6 +315,11 @@ class RiskGovernorCore:
         capital = None if new_initial_capital is None else _capital(new_initial_capital)
         if capital is None and self._state is RiskState.NORMAL:
             return None
+        if equity_age_s is not None and max_equity_age_s is not None and equity_age_s > max_equity_age_s:
+            raise ResetRefused(f"the equity is stale ({equity_age_s:.0f} s old, limit {max_equity_age_s:g} s): a "
+                               "reset would re-trip to QUARANTINE (EQUITY_STALE) at once",
+                               would_be=RiskState.QUARANTINE, drawdown_pct=None,
+                               threshold_pct=float(self._thresholds.soft_pct), equity=self._equity)
         if capital is None:
             self._refuse_unsafe_reset(self._initial)
         elif self._equity is not None:

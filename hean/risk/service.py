@@ -190,7 +190,9 @@ class RiskService(AccountInputs, Service):
         try:
             capital = None if raw_capital is None else Decimal(str(raw_capital))
             now = time.time()
-            transition = self.core.reset(now, operator if isinstance(operator, str) else "", capital)
+            transition = self.core.reset(now, operator if isinstance(operator, str) else "", capital,
+                                         equity_age_s=self.equity_age(now),
+                                         max_equity_age_s=self.settings.risk.equity_stale_s)
         except ResetRefused as refused:
             await self._refuse_reset(refused, str(operator), request_id)
             return
