@@ -30,6 +30,9 @@ EX_CONFIG = 78
 # so live mode cannot run on them by accident.
 SIM_API_KEY = "hean-sim-key"
 SIM_API_SECRET = "hean-sim-secret"
+# Processes that never sign a request (public market data, strategies): in live mode they run without the
+# API key, so a deployment hands the secret only to the processes that need it (systemd LoadCredential).
+UNSIGNED_SERVICES = frozenset({"feed", "strategy"})
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -303,7 +306,8 @@ class HeanSettings(BaseSettings):
                 raise ValueError("live trading needs dry_run=false (HEAN_DRY_RUN) as well as is_live=true")
             if not self.is_live or self.mode != "live":
                 raise ValueError("live trading needs both mode=live (HEAN_MODE) and is_live=true (HEAN_IS_LIVE)")
-            if not (self.bybit.api_key.get_secret_value() and self.bybit.api_secret.get_secret_value()):
+            signs = self.service not in UNSIGNED_SERVICES
+            if signs and not (self.bybit.api_key.get_secret_value() and self.bybit.api_secret.get_secret_value()):
                 raise ValueError("live mode needs your own Bybit API key: set HEAN_BYBIT__API_KEY and "
                                  "HEAN_BYBIT__API_SECRET (the simulator's key is never used live)")
         if bool(self.bybit.api_key.get_secret_value()) != bool(self.bybit.api_secret.get_secret_value()):

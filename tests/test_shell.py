@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import json
 import logging
 import subprocess
@@ -202,3 +203,19 @@ def test_paper_mode_without_keys_signs_with_the_simulators_key(tmp_path):
         if recon is not None:
             assert recon.stop() == 0, recon.output()[-2000:]
         sim.stop()
+
+
+@pytest.mark.parametrize("service,starts", [("feed", True), ("strategy", True), ("executor", False),
+                                            ("watchdog", False), ("risk", False)])
+def test_live_keys_are_needed_only_by_processes_that_sign(monkeypatch, service, starts):
+    # A deployment hands the secret only to the processes that sign requests; the others start without it.
+    from hean.config import ConfigError, load_settings
+    for key in [k for k in os.environ if k.startswith("HEAN_")]:
+        monkeypatch.delenv(key)
+    for key, value in LIVE_NO_KEYS.items():
+        monkeypatch.setenv(key, value)
+    if starts:
+        assert load_settings(service=service).credentials() == ("", "")
+    else:
+        with pytest.raises(ConfigError, match="HEAN_BYBIT__API_KEY"):
+            load_settings(service=service)
