@@ -71,10 +71,11 @@ class SimServer:
         return int(time.time() * 1000) + self.clock_offset_ms
 
     def _on_exchange_event(self, topic: str, items: list[dict[str, Any]]) -> None:
-        push_private(self.private_hub, topic, items)
+        copies = 1
         if self.faults.push.take_duplicate(topic):
             self.metrics.faults.labels(kind="duplicate_push").inc()
-            push_private(self.private_hub, topic, items)
+            copies = 2
+        push_private(self.private_hub, topic, items, copies)
         if topic == "execution":
             for item in items:
                 self.metrics.executions.labels(symbol=item["symbol"], exec_type=item["execType"]).inc()

@@ -187,7 +187,7 @@ def private_hub(metrics: SimMetrics, clock: Callable[[], int], api_key: str, api
     return hub
 
 
-def push_private(hub: WsHub, topic: str, items: list[dict[str, Any]]) -> None:
+def push_private(hub: WsHub, topic: str, items: list[dict[str, Any]], copies: int = 1) -> None:
     """Route one change event to every authed subscriber of the plain or .linear topic."""
     now = hub.clock()
     for conn in list(hub.connections):
@@ -198,4 +198,5 @@ def push_private(hub: WsHub, topic: str, items: list[dict[str, Any]]) -> None:
                 message: dict[str, Any] = {"topic": name, "creationTime": now, "data": items}
                 if topic not in NO_ID_TOPICS:
                     message = {"id": f"{conn.conn_id}-{now}", **message}
-                conn.send(message)
+                for _ in range(copies):   # a duplicated push is the identical message again
+                    conn.send(message)
