@@ -30,6 +30,7 @@ NAME = "hean-vps"
 KEY = WORK / "id_ed25519"
 PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,sudo,iproute2,procps,ca-certificates"
 READY_MARK = ROOTFS / ".hean-vps-configured"
+PIDFILE = WORK / "nspawn.pid"
 
 
 def host_mirror() -> str:
@@ -99,12 +100,14 @@ class Vps:
         self.leader = 0
 
     def boot(self, timeout: float = 60) -> float:
+        stop_stale()
         t0 = time.monotonic()
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 ["systemd-nspawn", "--quiet", "-D", str(ROOTFS), "-M", NAME, "--boot", "--register=no",
                  "--keep-unit", "--console=pipe", "--volatile=overlay"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        PIDFILE.write_text(str(self.proc.pid))
         deadline = time.monotonic() + timeout
         state = ""
         while time.monotonic() < deadline:
@@ -162,3 +165,23 @@ class Vps:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def stop_stale() -> None:
+    """A session killed before its teardown leaves its container running: power off exactly that one."""
+    try:
+        pid = int(PIDFILE.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if b"systemd-nspawn" not in cmdline[0] or str(ROOTFS).encode() not in cmdline:
+        return
+    leaders = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
+    if leaders:
+        subprocess.run(["nsenter", "-t", leaders[0], "-a", "systemctl", "poweroff", "--no-block"],
+                       capture_output=True, check=False)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if Path(f"/proc/{pid}").exists():
+        os.kill(pid, 9)
