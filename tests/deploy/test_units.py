@@ -73,3 +73,17 @@ def test_every_service_unit_is_exposure_2_or_less(units):
     for name, score in scores.items():
         print(f"[exposure] {name}: {score}")
     assert len(scores) == len(INSTANCES) + 1
+
+
+def test_the_gate_fails_an_unhardened_unit(tmp_path):
+    # The gate above can fail: the same check on the template without its hardening scores > 2.0.
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("no systemd-analyze")
+    keep = ("[", "Description", "Type", "ExecStart", "Restart", "User", "Group", "WantedBy", "WatchdogSec")
+    plain = "\n".join(line for line in (SYSTEMD / "hean@.service").read_text().splitlines()
+                      if line.startswith(keep))
+    unit = tmp_path / "plain@x.service"
+    unit.write_text(plain)
+    gate = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager",
+                           f"--threshold={int(MAX_EXPOSURE * 10)}", str(unit)], capture_output=True, text=True)
+    assert gate.returncode != 0, gate.stdout[-500:]

@@ -167,9 +167,11 @@ def test_bad_setting_fails_once_with_one_clear_line_and_records_gave_up(deployed
         lines = deployed.vps.exec("journalctl", "--after-cursor", cursor, "-u", unit, "-o", "cat", "--no-pager").stdout
         errors = [line for line in lines.splitlines() if "config error" in line]
         assert len(errors) == 1 and "HEAN_BUS__QUEUE_SIZE" in errors[0], lines
-        gave_up = deployed.vps.exec("journalctl", "--after-cursor", cursor, "-t", "hean-gave-up", "-o", "cat").stdout
-        assert f"gave up on {unit}" in gave_up
-        time.sleep(0)  # the absence of a loop is the NRestarts == 0 above, after the unit settled in failed
+        wait_for(lambda: f"gave up on {unit}" in deployed.vps.exec(
+            "journalctl", "--after-cursor", cursor, "-t", "hean-gave-up", "-o", "cat", "--no-pager").stdout,
+            30, "the gave-up journal line")
+        # no restart loop: still failed, still no restart, after the recorder has run
+        assert deployed.show(unit, "ActiveState", "NRestarts") == {"ActiveState": "failed", "NRestarts": "0"}
     finally:
         deployed.vps.sh(f"rm -f {dropin}; systemctl daemon-reload; systemctl reset-failed {unit}; systemctl start {unit}")
     wait_for(lambda: ready(deployed, STACK_A, "strategy"), 60, "strategy back")
