@@ -21,6 +21,7 @@ import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hean.credentials import with_credentials
 
 DEFAULT_ENV_FILE = Path("/etc/hean/hean.env")
 EX_CONFIG = 78
@@ -393,7 +394,7 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> HeanS
     if unknown:
         raise ConfigError(_redact(f"{unknown[0]}: not a HEAN setting (check the spelling)", secrets))
     try:
-        return _build(env_files, overrides)
+        return _build(env_files, with_credentials(overrides))
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, secrets)) from None
     except ValueError as exc:

@@ -1,0 +1,47 @@
+"""Exchange credentials from systemd's `LoadCredential=` ($CREDENTIALS_DIRECTORY).
+
+Under systemd the API key and secret are files in a directory only this unit can read (systemd
+mounts it per service, not inherited like the environment, absent from `systemctl show` and from
+argv). When that directory holds `bybit_api_key` / `bybit_api_secret`, they become the settings'
+`bybit.api_key` / `bybit.api_secret`, winning over the environment and the env file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# credential file name -> field of the `bybit` settings section
+CREDENTIAL_FIELDS = {"bybit_api_key": "api_key", "bybit_api_secret": "api_secret"}
+
+
+def read_credentials(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The `bybit` fields found in $CREDENTIALS_DIRECTORY (empty when unset or absent)."""
+    env = os.environ if environ is None else environ
+    directory = env.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return {}
+    found: dict[str, str] = {}
+    for name, field in CREDENTIAL_FIELDS.items():
+        try:
+            # A trailing newline from `echo secret > file` is not part of the secret.
+            value = (Path(directory) / name).read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if value:
+            found[field] = value
+    return found
+
+
+def with_credentials(overrides: dict[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`overrides` for the settings, plus the credentials found (an explicit `bybit` override wins).
+
+    They are passed as init values, which pydantic-settings merges over the `HEAN_BYBIT__*`
+    environment field by field, so the rest of the `bybit` section still comes from the env file.
+    """
+    found = read_credentials(environ)
+    if not found or "bybit" in overrides:
+        return overrides
+    return {**overrides, "bybit": found}

@@ -1,0 +1,35 @@
+"""Fixtures of the deploy tests: one booted VPS and one deployment (two stacks) per session."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import vps as vpsmod  # noqa: E402
+from deployment import Deployment, recap, require_prerequisites, timing  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def vps():
+    require_prerequisites()
+    spent = vpsmod.build_rootfs()
+    timing("root file system (debootstrap; 0 when cached)", spent)
+    machine = vpsmod.Vps()
+    timing("boot to running + sshd", machine.boot())
+    try:
+        yield machine
+    finally:
+        machine.shutdown()
+
+
+@pytest.fixture(scope="session")
+def deployed(vps, tmp_path_factory):
+    dep = Deployment(vps, tmp_path_factory.mktemp("deploy"))
+    out, took = dep.playbook("deploy.yml")
+    timing("first deploy (two stacks)", took)
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
+    dep.first_recap = recap(out)
+    return dep

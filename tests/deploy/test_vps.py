@@ -1,0 +1,253 @@
+"""HEAN deployed by ansible-playbook over SSH onto a bare Debian 12 "VPS" (systemd as PID 1 in
+systemd-nspawn), then operated the way a user would: systemctl, journalctl, kill, hean status.
+Timings (deploy, re-deploy, rollback, MTTR per process) are printed, never asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from urllib.request import urlopen
+
+import pytest
+from deployment import PROCESSES, STACK_A, STACK_B, UNITS, recap, timing
+
+from tests.utils import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def metrics(port: int) -> str:
+    with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:  # noqa: S310 - loopback
+        return resp.read().decode()
+
+
+def sample(port: int, name: str) -> float | None:
+    try:
+        text = metrics(port)
+    except OSError:
+        return None
+    m = re.search(rf"(?m)^{name}(?:{{[^}}]*}})? (\S+)$", text)
+    return float(m.group(1)) if m else None
+
+
+def port_of(stack: dict, svc: str) -> int:
+    offsets = {"sim": 0, "feed": 1, "executor": 2, "reconciler": 3, "risk": 4, "watchdog": 5, "strategy": 6}
+    return stack["sim_port"] if svc == "sim" else stack["metrics_base_port"] + offsets[svc]
+
+
+def ready(dep, stack: dict, svc: str) -> bool:
+    p = dep.show(f"{stack['name']}@{svc}.service", "ActiveState", "SubState")
+    if (p.get("ActiveState"), p.get("SubState")) != ("active", "running"):
+        return False
+    return svc == "sim" or sample(port_of(stack, svc), "hean_ready") == 1.0
+
+
+def test_every_unit_of_both_stacks_active_and_ready(deployed):
+    for stack in (STACK_A, STACK_B):
+        for svc in UNITS:
+            wait_for(lambda s=stack, v=svc: ready(deployed, s, v), 90, f"{stack['name']}@{svc} active and ready")
+        assert deployed.vps.exec("systemctl", "is-active", f"{stack['name']}.target").stdout.strip() == "active"
+        assert deployed.vps.exec("systemctl", "is-enabled", f"{stack['name']}.target").stdout.strip() == "enabled"
+    # the stacks are independent: own state, runtime and config directories
+    out = deployed.vps.sh("ls /var/lib/hean /var/lib/hean-b /run/hean /run/hean-b /etc/hean /etc/hean-b")
+    assert "executor.sqlite" in out and "executor-critical.sock" in out
+    # trading happens (the signing processes got their credential: the simulator accepts only that key)
+    wait_for(lambda: (sample(port_of(STACK_A, "executor"), "hean_executor_orders_placed_total") or 0) > 0, 90,
+             "orders placed through the executor")
+
+
+def test_second_run_changes_nothing_and_check_mode_works(deployed):
+    out, took = deployed.playbook("deploy.yml")
+    timing("re-deploy (nothing changed)", took)
+    assert out.returncode == 0 and recap(out)["changed"] == 0, out.stdout[-5000:]
+    out, took = deployed.playbook("deploy.yml", "rel-a", "--check")
+    timing("re-deploy --check", took)
+    assert out.returncode == 0 and recap(out)["changed"] == 0, out.stdout[-5000:]
+
+
+def test_memory_deny_write_execute_is_on_and_harmless(deployed):
+    # The live processes run with it (they are ready, above); this shows it is really enforced and
+    # that uvloop, pyzmq (with its I/O thread), orjson and aiohttp do real work under it.
+    assert deployed.show("hean@executor.service", "MemoryDenyWriteExecute")["MemoryDenyWriteExecute"] == "yes"
+    script = (
+        "import asyncio, mmap, orjson, uvloop, zmq, zmq.asyncio, aiohttp\n"
+        "async def main():\n"
+        "    ctx = zmq.asyncio.Context(); a = ctx.socket(zmq.PAIR); b = ctx.socket(zmq.PAIR)\n"
+        "    a.bind('inproc://x'); b.connect('inproc://x')\n"
+        "    await a.send(orjson.dumps({'ok': 1})); assert orjson.loads(await b.recv()) == {'ok': 1}\n"
+        "    async with aiohttp.ClientSession() as s: pass\n"
+        "    a.close(); b.close(); ctx.term()\n"
+        "uvloop.run(main())\n"
+        "try:\n"
+        "    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC); print('WX-ALLOWED')\n"
+        "except OSError:\n"
+        "    print('WX-DENIED')\n"
+    )
+    out = deployed.vps.exec(
+        "systemd-run", "--wait", "--pipe", "--quiet", "--collect", "-p", "User=hean", "-p", "MemoryDenyWriteExecute=yes",
+        "-p", "SystemCallFilter=@system-service", "-p", "SystemCallArchitectures=native",
+        "/opt/hean/current/venv/bin/python", "-c", script, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip() == "WX-DENIED", out.stdout
+
+
+def test_kill_9_of_each_process_is_restarted_and_trading_resumes(deployed):
+    mttr = {}
+    for svc in PROCESSES + ("sim",):
+        unit = f"hean@{svc}.service"
+        wait_for(lambda v=svc: ready(deployed, STACK_A, v), 90, f"{unit} ready before the kill")
+        before = deployed.show(unit, "MainPID", "NRestarts")
+        t0 = time.monotonic()
+        os.kill(host_pid(deployed, int(before["MainPID"])), signal.SIGKILL)
+        wait_for(lambda u=unit, p=before["MainPID"]: deployed.show(u, "MainPID")["MainPID"] not in ("0", p), 30,
+                 f"{unit} restarted")
+        wait_for(lambda v=svc: ready(deployed, STACK_A, v), 60, f"{unit} ready again")
+        mttr[svc] = time.monotonic() - t0
+        after = deployed.show(unit, "NRestarts")
+        assert int(after["NRestarts"]) > int(before["NRestarts"]), (svc, before, after)
+    for svc, took in mttr.items():
+        print(f"[MTTR] kill -9 {svc}: {took:.2f} s (kill -> active and ready)")
+    placed = sample(port_of(STACK_A, "executor"), "hean_executor_orders_placed_total") or 0
+    wait_for(lambda: (sample(port_of(STACK_A, "executor"), "hean_executor_orders_placed_total") or 0) > placed,
+             120, "orders placed again after the kills")
+
+
+def host_pid(dep, pid_inside: int) -> int:
+    """The container's PID namespace is private: find the host PID of a process inside by NSpid."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        m = re.search(r"(?m)^NSpid:\s+(\d+)\s+(\d+)$", text)
+        if m and int(m.group(2)) == pid_inside and _in_container(dep, int(m.group(1))):
+            return int(m.group(1))
+    raise AssertionError(f"no host pid for {pid_inside}")
+
+
+def _in_container(dep, host_pid: int) -> bool:
+    try:
+        return os.readlink(f"/proc/{host_pid}/ns/pid") == os.readlink(f"/proc/{dep.vps.leader}/ns/pid")
+    except OSError:
+        return False
+
+
+def test_sigstop_is_killed_by_the_watchdog_and_restarted(deployed):
+    unit = "hean@watchdog.service"
+    wait_for(lambda: ready(deployed, STACK_A, "watchdog"), 90, "watchdog ready")
+    before = deployed.show(unit, "MainPID", "NRestarts", "WatchdogUSec")
+    t0 = time.monotonic()
+    os.kill(host_pid(deployed, int(before["MainPID"])), signal.SIGSTOP)
+    wait_for(lambda: deployed.show(unit, "MainPID")["MainPID"] not in ("0", before["MainPID"]), 60, "restart after watchdog")
+    wait_for(lambda: ready(deployed, STACK_A, "watchdog"), 60, "ready again")
+    took = time.monotonic() - t0
+    print(f"[MTTR] SIGSTOP watchdog process: {took:.2f} s (WatchdogSec={before['WatchdogUSec']} + restart)")
+    assert int(deployed.show(unit, "NRestarts")["NRestarts"]) > int(before["NRestarts"])
+    journal = deployed.vps.exec("journalctl", "-u", unit, "-o", "cat", "--no-pager").stdout
+    assert "Watchdog timeout" in journal
+
+
+def test_bad_setting_fails_once_with_one_clear_line_and_records_gave_up(deployed):
+    unit = "hean@strategy.service"
+    dropin = "/etc/systemd/system/hean@strategy.service.d/90-bad.conf"
+    prom = "/var/lib/prometheus/node-exporter/hean_gave_up_hean@strategy.service.prom"
+    deployed.vps.sh(f"printf '[Service]\\nEnvironment=HEAN_BUS__QUEUE_SIZE=0\\n' > {dropin}; systemctl daemon-reload")
+    cursor = deployed.vps.sh("journalctl -n0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p'").strip()
+    try:
+        deployed.vps.exec("systemctl", "restart", unit, check=False)
+        wait_for(lambda: deployed.show(unit, "ActiveState")["ActiveState"] == "failed", 60, "strategy failed")
+        p = deployed.show(unit, "NRestarts", "ExecMainStatus", "Result")
+        assert p["ExecMainStatus"] == "78" and p["NRestarts"] == "0", p
+        wait_for(lambda: deployed.vps.exec("test", "-f", prom, check=False).returncode == 0, 30, "gave-up metric")
+        assert f'hean_unit_gave_up{{unit="{unit}"}} 1' in deployed.vps.exec("cat", prom).stdout
+        lines = deployed.vps.exec("journalctl", "--after-cursor", cursor, "-u", unit, "-o", "cat", "--no-pager").stdout
+        errors = [line for line in lines.splitlines() if "config error" in line]
+        assert len(errors) == 1 and "HEAN_BUS__QUEUE_SIZE" in errors[0], lines
+        wait_for(lambda: f"gave up on {unit}" in deployed.vps.exec(
+            "journalctl", "--after-cursor", cursor, "-u", "hean-gave-up@*", "-o", "cat", "--no-pager").stdout,
+            30, "the gave-up journal line")
+        # no restart loop: still failed, still no restart, after the recorder has run
+        assert deployed.show(unit, "ActiveState", "NRestarts") == {"ActiveState": "failed", "NRestarts": "0"}
+    finally:
+        deployed.vps.sh(f"rm -f {dropin}; systemctl daemon-reload; systemctl reset-failed {unit}; systemctl start {unit}")
+    wait_for(lambda: ready(deployed, STACK_A, "strategy"), 60, "strategy back")
+    assert deployed.vps.exec("test", "-f", prom, check=False).returncode != 0, "gave-up metric not cleared when ready"
+
+
+def test_journal_has_json_fields(deployed):
+    for svc in PROCESSES:
+        rows = [json.loads(line) for line in deployed.vps.exec(
+            "journalctl", "-u", f"hean@{svc}", "-o", "json", "-n", "200", "--no-pager").stdout.splitlines()]
+        mine = [r for r in rows if r.get("SYSLOG_IDENTIFIER") == f"hean-{svc}"]
+        assert mine, svc
+        records = [json.loads(r["MESSAGE"]) for r in mine if str(r["MESSAGE"]).startswith("{")]
+        assert records, f"{svc}: no JSON lines"
+        for rec in records:
+            assert {"time", "level", "logger", "service", "message"} <= rec.keys(), rec
+        assert all(r["_SYSTEMD_UNIT"] == f"hean@{svc}.service" for r in mine)
+        incomplete = [r for r in records if "order_link_id" in r and "symbol" not in r]
+        if incomplete:   # the processes' logging, not the deployment: reported, not hidden
+            pytest.xfail(f"{svc}: order records without symbol, e.g. {incomplete[0].get('message')!r}")
+
+
+def test_no_secret_in_journal_environment_or_cmdline(deployed):
+    secret, key = deployed.secret, deployed.key
+    journal = deployed.vps.exec("journalctl", "-o", "json", "--no-pager").stdout
+    assert secret not in journal and key not in journal
+    for stack in ("hean", "hean-b"):
+        for svc in UNITS:
+            env = deployed.vps.exec("systemctl", "show", "-p", "Environment", f"{stack}@{svc}.service").stdout
+            assert secret not in env and key not in env
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):   # every process of the host, the VPS's included
+        try:
+            text = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        assert secret not in text and key not in text, cmdline
+    # only the signing processes hold the credential
+    for svc in UNITS:
+        # (systemctl show prints LoadCredential as "[unprintable]": look at the drop-ins instead)
+        dropins = deployed.show(f"hean@{svc}.service", "DropInPaths")["DropInPaths"]
+        assert ("20-credentials.conf" in dropins) == (svc in ("risk", "reconciler", "executor", "watchdog")), (svc, dropins)
+
+
+def test_hean_status_inside_reports_every_process(deployed):
+    for user_cmd in (["runuser", "-u", "deploy", "--"], []):
+        out = deployed.vps.exec(*user_cmd, "/opt/hean/current/venv/bin/hean", "status", "--json", check=False)
+        doc = json.loads(out.stdout)
+        assert out.returncode == 0 and doc["all_up"], out.stdout + out.stderr
+        assert sorted(doc["services"]) == sorted(PROCESSES)
+    out = deployed.vps.exec("env", "HEAN_ENV_FILE=/etc/hean-b/hean.env", "/opt/hean/current/venv/bin/hean",
+                            "status", "--json", check=False)
+    doc = json.loads(out.stdout)
+    assert doc["all_up"] and doc["services"]["executor"]["metrics_port"] == port_of(STACK_B, "executor")
+
+
+def test_new_release_then_rollback_returns_the_previous_one(deployed):
+    out, took = deployed.playbook("deploy.yml", "rel-b")
+    timing("deploy of a new release (rel-b, both stacks restarted)", took)
+    assert out.returncode == 0, out.stdout[-5000:]
+    assert deployed.vps.exec("readlink", "/opt/hean/current").stdout.strip() == "/opt/hean/releases/rel-b"
+    wait_for(lambda: all(ready(deployed, STACK_A, s) for s in UNITS), 120, "all ready on rel-b")
+    assert "/opt/hean/releases/rel-b/" in running_cmdline(deployed, "executor")
+    out, took = deployed.playbook("rollback.yml", "rel-b")
+    timing("rollback (playbook run)", took)
+    assert out.returncode == 0, out.stdout[-5000:]
+    t0 = time.monotonic()
+    wait_for(lambda: all(ready(deployed, STACK_A, s) for s in UNITS), 120, "all ready after rollback")
+    timing("rollback: playbook end -> every process ready", time.monotonic() - t0)
+    assert deployed.vps.exec("readlink", "/opt/hean/current").stdout.strip() == "/opt/hean/releases/rel-a"
+    assert deployed.vps.exec("readlink", "/opt/hean/previous").stdout.strip() == "/opt/hean/releases/rel-b"
+    assert "/opt/hean/releases/rel-a/" in running_cmdline(deployed, "executor")
+    placed = sample(port_of(STACK_A, "executor"), "hean_executor_orders_placed_total") or 0
+    wait_for(lambda: (sample(port_of(STACK_A, "executor"), "hean_executor_orders_placed_total") or 0) > placed,
+             120, "trading after the rollback")
+
+
+def running_cmdline(dep, svc: str) -> str:
+    pid = dep.show(f"hean@{svc}.service", "MainPID")["MainPID"]
+    return dep.vps.exec("cat", f"/proc/{pid}/cmdline").stdout.replace("\0", " ")
