@@ -43,6 +43,7 @@ class ChaosTrader(Strategy):
         self._hold_until: dict[str, float] = {}
         self._closing_at: dict[str, float] = {}
         self._opens: dict[str, int] = {}
+        self._opened_at: dict[str, float] = {}
         self._next_limit = 0.0
         self._next_burst = 0.0
 
@@ -53,7 +54,9 @@ class ChaosTrader(Strategy):
         return bool(self.stop_file) and os.path.exists(self.stop_file)
 
     def on_position(self, position: Position) -> None:
-        if position.symbol in self._syms and position.is_flat:
+        # A flat report older than our last open (its fill not seen yet) must not cancel that open's hold plan.
+        if position.symbol in self._syms and position.is_flat \
+                and self.ctx.now - self._opened_at.get(position.symbol, 0.0) > 3.0:
             self._hold_until.pop(position.symbol, None)
             self._closing_at.pop(position.symbol, None)
 
@@ -82,6 +85,7 @@ class ChaosTrader(Strategy):
                 hold = self.long_hold_s if n % self.long_every == 0 else self._rng.uniform(self.hold_min_s,
                                                                                            self.hold_max_s)
                 self._hold_until[symbol] = now + hold
+                self._opened_at[symbol] = now
                 side = "Buy" if (n + self._rng.randint(0, 1)) % 2 else "Sell"
                 out.append(OrderIntent.market(symbol, side, self._qty(symbol)))
         if may_open and now >= self._next_limit:
