@@ -28,13 +28,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hean.bench.journal import journal_write_us
+from hean.bench.journal import compare
 from hean.executor.bench import _StampingSim
 from hean.sim.settings import SimSettings
 
 SYMBOL = "BTCUSDT"
 BASE = Decimal("40000")
-PHASES = ((100, 20, 8.0), (1000, 200, 8.0))     # (ticks/s, answer every Nth, seconds)
+PHASES = ((100, 20, 16.0), (1000, 200, 16.0))     # (ticks/s, answer every Nth, seconds)
 PROCS = ("reconciler", "risk", "executor", "feed", "strategy")
 
 
@@ -210,7 +210,8 @@ async def run(json_out: bool) -> dict[str, Any]:
             await asyncio.gather(*(p.wait() for p in procs))
             procs.clear()
             await _wait(lambda: not ticks.clients, 20, "the feed to disconnect")
-        result["journal_write_p50_us"], result["journal_write_p99_us"] = journal_write_us(tmp / "journal-bench")
+        (result["journal_full_p50_us"], result["journal_full_p99_us"]), \
+            (result["journal_normal_p50_us"], result["journal_normal_p99_us"]) = compare(tmp / "journal-bench")
     finally:
         for p in procs:
             if p.returncode is None:

@@ -161,6 +161,7 @@ class Soak:
             "risk_transitions_late": inv.transitions_late(self.equity, self.events, b),
         }
         spans = inv.position_spans(execs, end_ms)
+        self._crash_figures(orders)
         self.figures |= {
             "intents": sum(1 for e in self.events if e.type == "ORDER_INTENT"),
             "orders_at_exchange": len(orders), "executions_at_exchange": len(execs),
@@ -174,6 +175,18 @@ class Soak:
                 "examples": {k: v[1] for k, v in checks.items()},
                 "faults": dict(sorted(self.injected.items())), "figures": self.figures, "notes": self.notes,
                 "bounds": b.__dict__, "state_dir": str(self.state)}
+
+    def _crash_figures(self, orders: list[dict[str, Any]]) -> None:
+        """crash -> last opening order the exchange accepted before HARD_STOP blocked them (ms)."""
+        if self.crash_at_ms is None:
+            return
+        timeline = inv.risk_timeline(self.events)
+        hard = next((t for t, lv in timeline if t >= self.crash_at_ms and lv >= 3), None)
+        after = next((t for t, lv in timeline if hard is not None and t > hard and lv < 2), 2**62)
+        opens = [int(o["createdTime"]) for o in orders if str(o.get("orderLinkId", "")).startswith("h-")
+                 and not o.get("reduceOnly") and self.crash_at_ms <= int(o["createdTime"]) < after]
+        self.figures["crash_to_last_opening_accepted_ms"] = max(opens) - self.crash_at_ms if opens else 0
+        self.figures["openings_accepted_after_crash"] = len(opens)
 
     async def _orders(self) -> list[dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
