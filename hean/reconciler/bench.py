@@ -239,7 +239,7 @@ async def _ledger_bench(sim: SimServer, tmp: Path) -> dict[str, float]:
 async def run(json_out: bool) -> dict[str, Any]:
     """Run the benchmarks (about a minute; building the 10^6-row ledger is most of it); print the figures."""
     sim = SimServer(SimSettings(rate_limit_scale=1000.0, tick_interval_s=0.005, volatility=0.001,
-                                initial_balance=Decimal("10000000")))
+                                initial_balance=Decimal("10000000"), rest_delay_ms=0, ws_delay_ms=0))
     await sim.start()
     try:
         with tempfile.TemporaryDirectory(prefix="hean-bench-") as tmp:
