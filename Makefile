@@ -26,6 +26,7 @@ bench: $(BIN)/.installed
 	$(BIN)/hean bench executor
 	$(BIN)/hean bench reconciler
 	$(BIN)/hean bench crash
+	$(BIN)/hean bench table
 
 clean:
 	rm -rf $(VENV) .hean *.egg-info

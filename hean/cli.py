@@ -40,6 +40,7 @@ TOOLS = {
     "risk": "hean.ops.risk:main",
     "order": "hean.ops.order:main",
     "preflight": "hean.preflight:main",
+    "chaos": "hean.chaos:main",
 }
 
 

@@ -4,6 +4,9 @@
     hean bench executor     intent -> HTTP request latency and placement throughput vs a bare aiohttp client
     hean bench reconciler   reconnect -> missed fills published, and feed frame -> tick latency
     hean bench crash        price crash at the exchange -> HARD_STOP published (real processes), vs the tick interval
+    hean bench tick         feed WS tick -> executor order request at 100 / 1,000 ticks/s, footprint, journal write
+    hean bench mttr         kill -9 -> ready again, per process under `hean up`
+    hean bench table        every figure above in one table (runs them all)
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ BENCHES = {
     "executor": "hean.executor.bench:run",
     "reconciler": "hean.reconciler.bench:run",
     "crash": "hean.bench.crash:run",
+    "tick": "hean.bench.tick:run",
+    "mttr": "hean.bench.mttr:run",
+    "table": "hean.bench.table:run",
 }
 
 
