@@ -20,8 +20,8 @@ import uvloop
 
 BENCHES = {
     "bus": "hean.bench.bus:run",
-    "executor": "hean.executor.bench:run",
-    "reconciler": "hean.reconciler.bench:run",
+    "executor": "hean.bench.executor:run",
+    "reconciler": "hean.bench.reconciler:run",
     "crash": "hean.bench.crash:run",
     "tick": "hean.bench.tick:run",
     "mttr": "hean.bench.mttr:run",

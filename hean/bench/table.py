@@ -11,7 +11,7 @@ import platform
 from typing import Any
 
 from hean.bench import crash, mttr, tick
-from hean.reconciler import bench as reconciler_bench
+from hean.bench import reconciler as reconciler_bench
 
 
 def _row(rows: list[tuple[str, str, str, str]], name: str, value: float, base: float | None, unit: str) -> None:

@@ -29,7 +29,7 @@ import orjson
 from aiohttp import web
 
 from hean.bench.journal import compare
-from hean.executor.bench import _StampingSim
+from hean.bench.executor import _StampingSim
 from hean.sim.settings import SimSettings
 
 SYMBOL = "BTCUSDT"
