@@ -40,6 +40,7 @@ TOOLS = {
     "risk": "hean.riskctl:main",
     "order": "hean.orderctl:main",
     "preflight": "hean.preflight:main",
+    "bus": "hean.bus.keys:main",
 }
 
 

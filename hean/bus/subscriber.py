@@ -21,6 +21,7 @@ from pathlib import Path
 import zmq
 import zmq.asyncio
 
+from hean.bus import security
 from hean.bus.endpoints import endpoint
 from hean.bus._queue import EventQueue
 from hean.bus.envelope import Event, MalformedEvent, decode
@@ -41,7 +42,12 @@ class Subscriber:
     """Receives events for one service. `connect()` sources, `on()` handlers, then `run()`."""
 
     def __init__(self, bus: BusSettings, runtime_dir: Path, stats: BusStats, *,
-                 on_gap: GapCallback | None = None) -> None:
+                 on_gap: GapCallback | None = None, service: str | None = None) -> None:
+        # Before any socket exists: a non-loopback endpoint without keys is a ConfigError (exit 78).
+        self.curve = security.curve_enabled(bus)
+        if self.curve:
+            security.secret_key(bus, service)
+        self.service = service
         self._bus = bus
         self._runtime_dir = runtime_dir
         self.stats = stats
@@ -67,6 +73,8 @@ class Subscriber:
         for klass, wanted in (("lossy", lossy), ("critical", critical)):
             if wanted:
                 ep = endpoint(self._bus, self._runtime_dir, source, klass)
+                if self.curve:
+                    security.make_client(self._sock, self._bus, self.service, source)
                 try:
                     self._sock.connect(ep)
                 except zmq.ZMQError as exc:
