@@ -41,6 +41,7 @@ TOOLS = {
     "order": "hean.ops.order:main",
     "preflight": "hean.preflight:main",
     "chaos": "hean.chaos:main",
+    "bus": "hean.bus.keys:main",
 }
 
 

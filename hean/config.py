@@ -75,6 +75,9 @@ class BusSettings(_Section):
     warn_utilization / critical_utilization: queue utilisation that logs WARNING (throttled) / CRITICAL.
     warn_throttle_s: at most one saturation WARNING per this many seconds.
     max_frame_bytes: larger inbound frames are counted as malformed and skipped.
+    curve: "auto" = CURVE when the tcp host is not loopback (then required), "on" = always, "off" = never
+        (refused for a non-loopback host).  curve_keys_dir: this service's `<service>.key_secret` and the
+        stack's public keys `*.key` (the allow-list), as `hean bus keys` writes them.
     """
 
     transport: Literal["ipc", "tcp"] = "ipc"
@@ -88,6 +91,8 @@ class BusSettings(_Section):
     critical_utilization: Fraction = 0.95
     warn_throttle_s: NonNegFloat = 30.0
     max_frame_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    curve: Literal["auto", "on", "off"] = "auto"
+    curve_keys_dir: Path | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> BusSettings:

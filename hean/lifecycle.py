@@ -114,7 +114,7 @@ class Service:
 
     def make_subscriber(self) -> Subscriber:
         s = self.settings
-        self.subscriber = Subscriber(s.bus, s.runtime_dir, self.stats, on_gap=self.on_bus_gap)
+        self.subscriber = Subscriber(s.bus, s.runtime_dir, self.stats, on_gap=self.on_bus_gap, service=self.name)
         return self.subscriber
 
     def on_bus_gap(self, event: Event, lost: int) -> None:

@@ -1,12 +1,14 @@
 """Bus benchmark: HEAN's bus against the baselines a Python developer would compare it with.
 
-All four throughput figures are measured in this run, between two OS processes
+All throughput figures are measured in each of ROUNDS interleaved rounds, between two OS processes
 on this machine, over ipc, for ~2 s each:
   (a) raw pyzmq, 200-byte single frames, blocking send/recv   -> the wire limit
   (b) blocking pyzmq sending the same event dicts via orjson   -> the Python limit
   (c) the HEAN bus: Publisher -> Subscriber -> handler, real envelope, critical class (lossless)
+  (c') (c) over tcp on loopback with CURVE forced on             -> what security costs
   (d) multiprocessing.Queue with the same dicts                -> what one would otherwise pick
-Then the HEAN bus's one-hop latency (publish call -> handler) at 1,000 and 10,000 events/s.
+Then the one-hop latency (publish call -> handler) at 1,000 and 10,000 events/s, at 10,000 over CURVE,
+and of blocking pyzmq + orjson at 10,000 (what this machine's scheduler allows any Python pair).
 """
 
 from __future__ import annotations
@@ -79,22 +81,78 @@ def _zmq_sub(ep: str, codec: str, out: Any) -> None:
     ctx.term()
 
 
+def _zmq_rate_pub(ep: str, rate: float) -> None:
+    """The latency baseline: blocking pyzmq at `rate`, busy-waiting between sends (no timer in the way)."""
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.XPUB)
+    s.bind(ep)
+    s.recv()
+    time.sleep(0.2)
+    start = time.perf_counter()
+    n = 0
+    while (now := time.perf_counter()) - start < 3.0:
+        if n < (now - start) * rate:
+            s.send(orjson.dumps({"t": time.perf_counter_ns(), "ev": make_event(n)}))
+            n += 1
+        else:
+            time.sleep(0.0001)
+    s.send(END)
+    s.close(linger=-1)
+    ctx.term()
+
+
+def _zmq_rate_sub(ep: str, rate: float, out: Any) -> None:
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.SUB)
+    s.setsockopt(zmq.SUBSCRIBE, b"")
+    s.connect(ep)
+    lat = []
+    while (msg := s.recv()) != END:
+        lat.append((time.perf_counter_ns() - orjson.loads(msg)["t"]) / 1000)
+    out.put(lat[len(lat) // 6:])
+    s.close()
+    ctx.term()
+
+
 # --- (c): the HEAN bus ------------------------------------------------------------------------
-def _bus_settings() -> Any:
+def _bus_settings(curve: str = "") -> Any:
+    """ipc, or with `curve` (a keys directory:port) tcp on loopback with CURVE forced on."""
     from hean.config import BusSettings
-    return BusSettings(sndhwm=10_000, rcvhwm=10_000, queue_size=10_000)
+    if not curve:
+        return BusSettings(sndhwm=10_000, rcvhwm=10_000, queue_size=10_000)
+    keys, _, base = curve.rpartition(":")
+    return BusSettings(sndhwm=10_000, rcvhwm=10_000, queue_size=10_000, transport="tcp",
+                       tcp_base_port=int(base), curve="on", curve_keys_dir=keys)
 
 
-def _hean_pub(runtime: str, rate: float, duration: float) -> None:
+def _curve_spec(tmp: str) -> str:
+    """Write a keypair and find two free adjacent loopback ports for the `bench` publisher."""
+    import socket
+    from hean.bus.endpoints import PUBLISHERS
+    from hean.bus.security import write_keys
+    write_keys(Path(tmp) / "keys", ["bench"])
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return f"{tmp}/keys:{port - 2 * PUBLISHERS.index('bench')}"
+    raise RuntimeError("no two adjacent free ports")
+
+
+def _hean_pub(runtime: str, rate: float, duration: float, curve: str = "") -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
-        r.run(_hean_pub_async(Path(runtime), rate, duration))
+        r.run(_hean_pub_async(Path(runtime), rate, duration, curve))
 
 
-async def _hean_pub_async(runtime: Path, rate: float, duration: float) -> None:
+async def _hean_pub_async(runtime: Path, rate: float, duration: float, curve: str) -> None:
     from hean.bus import BusStats, Publisher
     # Flat out, backpressure is the point of the exercise: its WARNING lines would only be noise here.
     logging.getLogger("hean.bus").setLevel(logging.ERROR)
-    pub = Publisher(_bus_settings(), runtime, "bench", BusStats()).bind()
+    pub = Publisher(_bus_settings(curve), runtime, "bench", BusStats()).bind()
     assert await pub.wait_for_subscribers("critical", 30), "no subscriber"
     await asyncio.sleep(0.2)  # let the subscriber's reader start
     start = time.monotonic()
@@ -116,12 +174,12 @@ async def _hean_pub_async(runtime: Path, rate: float, duration: float) -> None:
     pub.close()
 
 
-def _hean_sub(runtime: str, latency: bool, out: Any) -> None:
+def _hean_sub(runtime: str, latency: bool, curve: str, out: Any) -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
-        r.run(_hean_sub_async(Path(runtime), latency, out))
+        r.run(_hean_sub_async(Path(runtime), latency, curve, out))
 
 
-async def _hean_sub_async(runtime: Path, latency: bool, out: Any) -> None:
+async def _hean_sub_async(runtime: Path, latency: bool, curve: str, out: Any) -> None:
     from hean.bus import BusStats, Subscriber
     from hean.bus.envelope import Event
     stop = asyncio.Event()
@@ -138,7 +196,7 @@ async def _hean_sub_async(runtime: Path, latency: bool, out: Any) -> None:
             state["first"] = time.perf_counter()
         state["n"] += 1
 
-    sub = Subscriber(_bus_settings(), runtime, BusStats()).connect("bench").on("order.", on_event)
+    sub = Subscriber(_bus_settings(curve), runtime, BusStats()).connect("bench").on("order.", on_event)
     await sub.run(stop)
     sub.close()
     if latency:
@@ -189,49 +247,74 @@ def _pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))] if s else float("nan")
 
 
+ROUNDS = 3
+
+
+def _one_round(ctx: Any, tmp: str, curve: str) -> dict[str, Any]:
+    """Every figure once, baselines and HEAN back to back, so a load change hits all of them alike."""
+    res: dict[str, Any] = {}
+    for name, codec in (("raw_pyzmq_eps", "raw"), ("orjson_pyzmq_eps", "orjson")):
+        ep = f"ipc://{tmp}/{codec}.sock"
+        res[name] = _pair(ctx, _zmq_pub, (ep, codec), _zmq_sub, (ep, codec))
+    res["hean_bus_eps"] = _pair(ctx, _hean_pub, (tmp, 0.0, RUN_S), _hean_sub, (tmp, False, ""))
+    res["hean_curve_eps"] = _pair(ctx, _hean_pub, (tmp, 0.0, RUN_S, curve), _hean_sub, (tmp, False, curve))
+    q = ctx.Queue(maxsize=10_000)
+    res["mp_queue_eps"] = _pair(ctx, _mpq_put, (q,), _mpq_get, (q,))
+    for rate, suffix, spec in ((1000, "_1k", ""), (10_000, "", ""), (10_000, "_curve", curve)):
+        lat = _pair(ctx, _hean_pub, (tmp, float(rate), 3.0, spec), _hean_sub, (tmp, True, spec))
+        res[f"p50_us{suffix}"] = statistics.median(lat)
+        res[f"p99_us{suffix}"] = _pct(lat, 99)
+        res[f"p999_us{suffix}"] = _pct(lat, 99.9)
+    lat = _pair(ctx, _zmq_rate_pub, (f"ipc://{tmp}/lat.sock", 10_000.0), _zmq_rate_sub,
+                (f"ipc://{tmp}/lat.sock", 10_000.0))
+    res["p50_us_pyzmq"], res["p99_us_pyzmq"], res["p999_us_pyzmq"] = (
+        statistics.median(lat), _pct(lat, 99), _pct(lat, 99.9))
+    res["hean_vs_orjson_pyzmq"] = res["hean_bus_eps"] / res["orjson_pyzmq_eps"]
+    res["hean_vs_mp_queue"] = res["hean_bus_eps"] / res["mp_queue_eps"]
+    res["curve_vs_plain"] = res["hean_curve_eps"] / res["hean_bus_eps"]
+    return res
+
+
 async def run(json_out: bool) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     tmp = tempfile.mkdtemp(prefix="hean-bench-")
+    curve = _curve_spec(tmp)
     loop = asyncio.get_running_loop()
-
-    def measure() -> dict[str, Any]:
-        res: dict[str, Any] = {}
-        for name, codec in (("raw_pyzmq_eps", "raw"), ("orjson_pyzmq_eps", "orjson")):
-            ep = f"ipc://{tmp}/{codec}.sock"
-            res[name] = _pair(ctx, _zmq_pub, (ep, codec), _zmq_sub, (ep, codec))
-        res["hean_bus_eps"] = _pair(ctx, _hean_pub, (tmp, 0.0, RUN_S), _hean_sub, (tmp, False))
-        q = ctx.Queue(maxsize=10_000)
-        res["mp_queue_eps"] = _pair(ctx, _mpq_put, (q,), _mpq_get, (q,))
-        for rate in (1000, 10_000):
-            lat = _pair(ctx, _hean_pub, (tmp, float(rate), 3.0), _hean_sub, (tmp, True))
-            suffix = "" if rate == 10_000 else "_1k"
-            res[f"p50_us{suffix}"] = statistics.median(lat)
-            res[f"p99_us{suffix}"] = _pct(lat, 99)
-            res[f"p999_us{suffix}"] = _pct(lat, 99.9)
-            res[f"latency_samples{suffix}"] = len(lat)
-        return res
-
-    res = await loop.run_in_executor(None, measure)
-    res["hean_vs_orjson_pyzmq"] = res["hean_bus_eps"] / res["orjson_pyzmq_eps"]
-    res["hean_vs_mp_queue"] = res["hean_bus_eps"] / res["mp_queue_eps"]
+    load_before = os.getloadavg()[0]
+    rounds = [await loop.run_in_executor(None, _one_round, ctx, tmp, curve) for _ in range(ROUNDS)]
+    # Medians over interleaved rounds, with the spread, so one unlucky second on a shared box shows as spread.
+    res: dict[str, Any] = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    res["spread"] = {k: [min(r[k] for r in rounds), max(r[k] for r in rounds)] for k in rounds[0]}
+    res["rounds"] = ROUNDS
     res["cpus"] = os.cpu_count()
+    res["load_avg_1m"] = [load_before, os.getloadavg()[0]]
     _print_table(res)
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in res.items()}
 
 
 def _print_table(r: dict[str, Any]) -> None:
+    sp = r["spread"]
+
+    def rng(key: str, fmt: str) -> str:
+        return f"[{format(sp[key][0], fmt)} .. {format(sp[key][1], fmt)}]"
+
     rows = [
-        ("(a) raw pyzmq, 200 B frames", r["raw_pyzmq_eps"]),
-        ("(b) blocking pyzmq + orjson dicts", r["orjson_pyzmq_eps"]),
-        ("(c) HEAN bus (envelope, seq check, queue, handler)", r["hean_bus_eps"]),
-        ("(d) multiprocessing.Queue, same dicts", r["mp_queue_eps"]),
+        ("(a) raw pyzmq, 200 B frames", "raw_pyzmq_eps"),
+        ("(b) blocking pyzmq + orjson dicts", "orjson_pyzmq_eps"),
+        ("(c) HEAN bus (envelope, seq check, queue, handler)", "hean_bus_eps"),
+        ("(c') HEAN bus over CURVE tcp (loopback)", "hean_curve_eps"),
+        ("(d) multiprocessing.Queue, same dicts", "mp_queue_eps"),
     ]
+    print(f"median of {r['rounds']} interleaved rounds [min .. max]; load average {r['load_avg_1m'][0]:.1f}"
+          f" -> {r['load_avg_1m'][1]:.1f} on {r['cpus']} cpus")
     print("throughput between two processes (events/s):")
-    for label, eps in rows:
-        print(f"  {label:<52} {eps:>12,.0f}")
-    print(f"  (c)/(b) = {r['hean_vs_orjson_pyzmq']:.2f}   (target >= 0.50)")
-    print(f"  (c)/(d) = {r['hean_vs_mp_queue']:.2f}   (target >= 3)")
+    for label, key in rows:
+        print(f"  {label:<52} {r[key]:>10,.0f}  {rng(key, ',.0f')}")
+    print(f"  (c)/(b) = {r['hean_vs_orjson_pyzmq']:.2f} {rng('hean_vs_orjson_pyzmq', '.2f')}   (target >= 0.50)")
+    print(f"  (c)/(d) = {r['hean_vs_mp_queue']:.2f} {rng('hean_vs_mp_queue', '.2f')}   (target >= 3)")
+    print(f"  CURVE cost: (c')/(c) = {r['curve_vs_plain']:.2f} {rng('curve_vs_plain', '.2f')}")
     print("HEAN bus one-hop latency, publish() -> handler (us):")
-    print(f"  at  1,000 ev/s: p50 {r['p50_us_1k']:8.1f}  p99 {r['p99_us_1k']:8.1f}  p99.9 {r['p999_us_1k']:8.1f}")
-    print(f"  at 10,000 ev/s: p50 {r['p50_us']:8.1f}  p99 {r['p99_us']:8.1f}  p99.9 {r['p999_us']:8.1f}"
-          "   (target p99 < 500)")
+    for label, sfx in (("  1,000 ev/s", "_1k"), (" 10,000 ev/s", ""), (" 10k, CURVE ", "_curve"),
+                       (" 10k, pyzmq ", "_pyzmq")):
+        print(f"  at {label}: p50 {r['p50_us' + sfx]:8.1f}  p99 {r['p99_us' + sfx]:8.1f} {rng('p99_us' + sfx, '.0f')}"
+              f"  p99.9 {r['p999_us' + sfx]:8.1f}")

@@ -18,6 +18,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from hean.bus import security
 from hean.bus.endpoints import endpoint
 from hean.bus.envelope import encode
 from hean.bus.stats import BusStats
@@ -54,6 +55,8 @@ class Publisher:
         # behind it: overtaking would reach subscribers out of sequence, and they drop stale seqs.
         self._waiting = 0
         self._critical_turn = asyncio.Lock()
+        # Before any socket exists: a non-loopback endpoint without keys is a ConfigError (exit 78).
+        self.curve = security.curve_enabled(bus)
 
     def bind(self) -> Publisher:
         if self._bus.transport == "ipc":
@@ -64,6 +67,8 @@ class Publisher:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, self._bus.sndhwm)
             sock.setsockopt(zmq.XPUB_NODROP, 1)
+            if self.curve:
+                security.make_server(sock, self._bus, self.service)
             try:
                 sock.bind(ep)
             except zmq.ZMQError as exc:

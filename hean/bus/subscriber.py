@@ -21,6 +21,7 @@ from pathlib import Path
 import zmq
 import zmq.asyncio
 
+from hean.bus import security
 from hean.bus.endpoints import endpoint
 from hean.bus._queue import EventQueue
 from hean.bus.envelope import Event, MalformedEvent, decode
@@ -41,7 +42,12 @@ class Subscriber:
     """Receives events for one service. `connect()` sources, `on()` handlers, then `run()`."""
 
     def __init__(self, bus: BusSettings, runtime_dir: Path, stats: BusStats, *,
-                 on_gap: GapCallback | None = None) -> None:
+                 on_gap: GapCallback | None = None, service: str | None = None) -> None:
+        # Before any socket exists: a non-loopback endpoint without keys is a ConfigError (exit 78).
+        self.curve = security.curve_enabled(bus)
+        if self.curve:
+            security.secret_key(bus, service)
+        self.service = service
         self._bus = bus
         self._runtime_dir = runtime_dir
         self.stats = stats
@@ -67,6 +73,8 @@ class Subscriber:
         for klass, wanted in (("lossy", lossy), ("critical", critical)):
             if wanted:
                 ep = endpoint(self._bus, self._runtime_dir, source, klass)
+                if self.curve:
+                    security.make_client(self._sock, self._bus, self.service, source)
                 try:
                     self._sock.connect(ep)
                 except zmq.ZMQError as exc:
@@ -113,7 +121,7 @@ class Subscriber:
         raw, max_bytes, received = self._raw, self._bus.max_frame_bytes, self.stats.received
         streams, queue, warn_depth = self._streams, self.queue, self._warn_depth
         while not stop.is_set():
-            if not await self._sock.poll(timeout=100, flags=zmq.POLLIN):
+            if not await self._readable(0.1):
                 continue
             for _ in range(_DRAIN_BATCH):
                 try:
@@ -154,6 +162,28 @@ class Subscriber:
                     await self._enqueue_slow(ev, klass)
             # Let the dispatcher run between batches.
             await asyncio.sleep(0)
+
+    async def _readable(self, timeout: float) -> bool:
+        """Wait until the socket has a message, straight on the loop's reader for ZMQ_FD.
+
+        zmq.asyncio's poll() builds a poller, a Future and a reader registration per call; under
+        load that round trip, not the wire, dominated one-hop latency.  ZMQ_FD is edge-triggered:
+        ZMQ_EVENTS must be checked before every wait, and again after every wake-up.
+        """
+        raw = self._raw
+        if raw.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            return True
+        loop = asyncio.get_running_loop()
+        fd = raw.getsockopt(zmq.FD)
+        woke = loop.create_future()
+        loop.add_reader(fd, lambda: woke.done() or woke.set_result(None))
+        try:
+            await asyncio.wait_for(woke, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)
+        return bool(raw.getsockopt(zmq.EVENTS) & zmq.POLLIN)
 
     def _resync(self, reason: str, size: int) -> None:
         """Count a bad message and discard the rest of it, so the next read starts a new message."""
