@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from hean.ids import new_intent_id
 from hean.ops.cancel import cancel_text, send_cancel
 from hean.ops.locate import (EX_FAILED, EX_OK, EX_UNREACHABLE, EX_USAGE, EXIT_CODES_EPILOG, NoSuchSystem,
                              find_system)
-from hean.ops.output import emit, error, quiet_pipe
+from hean.ops.output import emit, error, positive_decimal, quiet_pipe
 from hean.strategy.api import InvalidIntent, OrderIntent, validate
 from hean.strategy.events import intent_data, parse_position
 from hean.strategy.runner import OUTCOME_TYPES
@@ -35,14 +34,6 @@ RESEND_INTERVAL_S = 1.0
 FIND_TIMEOUT_S = 3.0   # how long to look for a running executor before saying none runs
 
 
-def _positive(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}") from None
-    if not value.is_finite() or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=EXIT_CODES_EPILOG)
     p.add_argument("action", choices=("buy", "sell", "close", "cancel"))
     p.add_argument("symbol", nargs="?", help="the symbol; for cancel: a symbol or an order link id")
-    p.add_argument("qty", nargs="?", type=_positive, help="quantity (buy/sell; close: default the whole position)")
+    p.add_argument("qty", nargs="?", type=positive_decimal, help="quantity (buy/sell; close: default the whole position)")
     p.add_argument("--all", action="store_true", help="cancel: every open order of the traded symbols")
-    p.add_argument("--limit", type=_positive, metavar="PRICE", help="a GTC limit order at PRICE (default: market)")
+    p.add_argument("--limit", type=positive_decimal, metavar="PRICE", help="a GTC limit order at PRICE (default: market)")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the executor's answer")
     p.add_argument("--json", action="store_true", help="the outcome as one JSON object on stdout")
     p.add_argument("--state-dir", help="talk to this `hean up` (default: the running one, else the settings)")

@@ -4,6 +4,7 @@ the command quietly, as it does for any Unix tool."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -53,3 +54,14 @@ def _q(value: Any, step: Decimal) -> str:
         return format(q.copy_abs() if q == 0 else q, "f")    # no "-0.00"
     except (InvalidOperation, ValueError):
         return str(value)
+
+
+def positive_decimal(text: str) -> Decimal:
+    """An argparse type for quantities, prices and capital: a finite Decimal > 0, never via float."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value

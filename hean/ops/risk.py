@@ -27,7 +27,6 @@ import os
 import secrets
 import sys
 import time
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from hean import topics
@@ -35,7 +34,7 @@ from hean.bus import BusError, BusStats, Event, Publisher, Subscriber
 from hean.config import HeanSettings
 from hean.ops.locate import (EX_FAILED, EX_OK, EX_UNREACHABLE, EX_USAGE, EXIT_CODES_EPILOG, NoSuchSystem,
                              find_system)
-from hean.ops.output import emit, error, money, quiet_pipe
+from hean.ops.output import emit, error, money, positive_decimal, quiet_pipe
 
 log = logging.getLogger("hean.ops.risk")
 
@@ -59,13 +58,7 @@ def _default_operator() -> str:
 
 
 def _capital(text: str) -> str:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not a decimal number: {text!r}") from None
-    if not value.is_finite() or value <= 0:
-        raise argparse.ArgumentTypeError(f"initial capital must be > 0, got {text!r}")
-    return format(value, "f")
+    return format(positive_decimal(text), "f")
 
 
 def build_parser() -> argparse.ArgumentParser:
