@@ -114,6 +114,8 @@ async def test_transfers_are_published_once_and_before_the_equity_that_holds_the
                                  10, "the equity reading holding the deposit")
             withdrawal = await sim_control(sim, "wallet", {"amount": "-200"})
             await async_wait_for(lambda: len(listener.of_type("TRANSFER")) == 2, 10, "the withdrawal")
+            await async_wait_for(lambda: any(Decimal(e["wallet_balance"]) == base + 300 for e in _equities(listener)),
+                                 10, "the equity reading holding the withdrawal")
             t_in, t_out = (e.data for e in listener.of_type("TRANSFER"))
             assert (t_in["id"], t_out["id"]) == (deposit["transaction_id"], withdrawal["transaction_id"])
             assert Decimal(t_in["amount"]) == 500 and Decimal(t_out["amount"]) == -200
