@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-deploy bench venv clean
+.PHONY: run test test-deploy test-soak bench venv clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "HEAN needs Python >= 3.11 (set PYTHON=...)")'
@@ -19,7 +19,11 @@ run: $(BIN)/.installed
 	$(BIN)/hean up $(ARGS)
 
 test: $(BIN)/.installed
-	$(BIN)/pytest --ignore=tests/deploy $(ARGS)
+	$(BIN)/pytest --ignore=tests/deploy --ignore=tests/chaos/test_soak.py $(ARGS)
+
+# The 100 s chaos soak (`hean chaos --seed 1`): not yet reliable, see the README's "Chaos soak".
+test-soak: $(BIN)/.installed
+	$(BIN)/pytest tests/chaos/test_soak.py $(ARGS)
 
 # The real-systemd deploy tests (root; `bash tests/deploy/ci-deps.sh` installs their tools): 10-20 minutes.
 test-deploy: $(BIN)/.installed
