@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class Publisher:
         # behind it: overtaking would reach subscribers out of sequence, and they drop stale seqs.
         self._waiting = 0
         self._critical_turn = asyncio.Lock()
+        self._on_subscribe: list[Callable[[str, str], None]] = []
         # Before any socket exists: a non-loopback endpoint without keys is a ConfigError (exit 78).
         self.curve = security.curve_enabled(bus)
 
@@ -67,6 +69,8 @@ class Publisher:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, self._bus.sndhwm)
             sock.setsockopt(zmq.XPUB_NODROP, 1)
+            # Every peer's (un)subscription reaches us, not only a topic's first: a late joiner is visible.
+            sock.setsockopt(zmq.XPUB_VERBOSER, 1)
             if self.curve:
                 security.make_server(sock, self._bus, self.service)
             try:
@@ -186,8 +190,18 @@ class Publisher:
                         break
                     if msg[:1] == b"\x01":
                         self.stats.subscribers[klass] += 1
+                        for hook in self._on_subscribe:
+                            hook(klass, msg[1:].decode(errors="replace"))
                     elif msg[:1] == b"\x00":
                         self.stats.subscribers[klass] = max(0, self.stats.subscribers[klass] - 1)
+
+    def on_subscribe(self, hook: Callable[[str, str], None]) -> None:
+        """Call `hook(klass, prefix)` for each subscription a peer makes (while track_subscriptions runs).
+
+        A PUB socket drops what it sends before a peer has subscribed; this lets a publisher re-send
+        what a late joiner (a peer that reconnected after this process restarted) has missed.
+        """
+        self._on_subscribe.append(hook)
 
     async def wait_for_subscribers(self, klass: str, timeout: float) -> bool:
         """Wait until some peer subscribed to `klass` (for short-lived publishers like the CLI)."""

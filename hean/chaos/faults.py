@@ -13,6 +13,9 @@ from hean.chaos.schedule import Fault
 if TYPE_CHECKING:
     from hean.chaos.run import Soak
 
+CRASH_LOSS = Decimal("0.07")   # of equity: beyond HARD_STOP (4 %) plus the invariant's margin
+CRASH_WAIT_S = 20.0            # for the strategy to hold an exposure big enough (it re-opens every few s)
+
 SIM_ROUTES = {
     "ws_drop_public": "faults/ws-drop", "ws_drop_private": "faults/ws-drop",
     "timeout_after_accept": "faults/timeout-after-accept", "http_error_before": "faults/http-error",
@@ -82,25 +85,29 @@ async def _mttr(soak: Soak, service: str, ready_before: int, killed: float) -> N
 async def crash(soak: Soak, move_pct: float) -> None:
     """A price move against the biggest open exposure, deep enough for HARD_STOP; then recover and reset."""
     sim = soak.sim
-    deadline = time.monotonic() + 12
-    symbol, size = "", Decimal(0)
-    while time.monotonic() < deadline:
+    # Wait for an exposure that a move of at most move_pct * 3 turns into a CRASH_LOSS of equity.
+    deadline = time.monotonic() + CRASH_WAIT_S
+    symbol, size, big_enough = "", Decimal(0), False
+    while time.monotonic() < deadline and not big_enough:
         state = await sim.control("state")
         sizes = {s: Decimal(v) * Decimal(state["prices"][s]) for s, v in state["positions"].items()}
         if sizes:
             symbol = max(sizes, key=lambda s: abs(sizes[s]))
             size = sizes[symbol]
-            if abs(size) * Decimal(move_pct) / 100 > Decimal(state["equity"]) * Decimal("0.06"):
-                break
-        await asyncio.sleep(0.3)
+            big_enough = abs(size) * Decimal(move_pct * 3) / 100 >= Decimal(state["equity"]) * CRASH_LOSS
+        if not big_enough:
+            await asyncio.sleep(0.1)
     if not symbol or not size:
         soak.notes.append("crash: no open exposure to crash against")
         return
+    if not big_enough:
+        soak.notes.append(f"crash: the largest exposure in {CRASH_WAIT_S:.0f} s ({size:.0f} USDT) is too small"
+                          " to reach HARD_STOP")
     state = await sim.control("state")
     before = Decimal(state["prices"][symbol])
     equity = Decimal(state["equity"])
-    # Enough to lose ~7 % of equity (HARD_STOP is 4 %), within move_pct * 3.
-    frac = min(Decimal(move_pct * 3) / 100, equity * Decimal("0.07") / abs(size))
+    # Enough to lose CRASH_LOSS of equity (HARD_STOP is 4 %), within move_pct * 3.
+    frac = min(Decimal(move_pct * 3) / 100, equity * CRASH_LOSS / abs(size))
     crashed = before * (1 - frac if size > 0 else 1 + frac)
     soak.crash_at_ms = int(time.time() * 1000)
     await sim.control("price", {"symbol": symbol, "price": format(crashed.quantize(Decimal("0.1")), "f"),

@@ -66,12 +66,13 @@ def executions_missing(executions: list[dict[str, Any]], ledger_ids: set[str]) -
     return len(missing), missing[:5]
 
 
-def fills_not_published(executions: list[dict[str, Any]], events: list[Rec],
-                        sent: set[str] | frozenset[str] = frozenset()) -> Result:
-    """Trade executions HEAN never published: neither seen on the bus by the recorder nor marked sent in the
-    reconciler's ledger. The recorder is one subscriber; one that reconnects late after a publisher's
-    kill -9 misses that publisher's first events (counted as `recorder_critical_events_lost`)."""
-    published = {e.data.get("exec_id") for e in events if e.type == "ORDER_FILLED"} | set(sent)
+def fills_not_published(executions: list[dict[str, Any]], events: list[Rec]) -> Result:
+    """Trade executions the recorder, one subscriber of the bus like any consumer, never received.
+
+    It stays connected while every publisher is killed and restarted, so it is also a late joiner
+    after each reconciler restart: that is what the reconciler's late-joiner re-send is for.
+    """
+    published = {e.data.get("exec_id") for e in events if e.type == "ORDER_FILLED"}
     missing = [e["execId"] for e in executions if e.get("execType") == "Trade" and e["execId"] not in published]
     return len(missing), missing[:5]
 

@@ -134,8 +134,10 @@ class AccountMixin:
         # On a fresh ledger, what the log already holds is inside the first equity reading: not news.
         self.ledger.insert_transfers(sorted(found, key=lambda t: (t[3], t[0])), baseline=fresh)
         for transfer_id, amount, currency, ts in self.ledger.pending_transfers():
-            await self.publish(topics.transfer(), ET.TRANSFER.value, transfer_event(transfer_id, amount, currency, ts))
+            data = transfer_event(transfer_id, amount, currency, ts)
+            await self.publish(topics.transfer(), ET.TRANSFER.value, data)
             self.ledger.mark_transfer_published(transfer_id)
+            self.remember_once(topics.transfer(), ET.TRANSFER.value, data)
             self.m.transfers.labels("in" if Decimal(amount) > 0 else "out").inc()
             log.info("transfer published", extra={"id": transfer_id, "amount": amount, "currency": currency})
         self.ledger.set_transfer_watermark_ms(now_ms)

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from decimal import Decimal
 from typing import Any
 
@@ -79,6 +80,8 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
         self._wake = asyncio.Event()
         self._triggers: list[str] = []
         self._inflight: set[str] = set()
+        self._recent_once: deque[tuple[float, str, str, dict[str, Any]]] = deque()   # hean.reconciler.fills
+        self._late_joiner = asyncio.Event()
         self._doubts: set[str] = set()
         self.positions: dict[str, dict[str, Any]] = {}
         self.foreign_positions: set[str] = set()
@@ -105,7 +108,7 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
         path = self.settings.data_dir / "reconciler.sqlite"
         bind_state(path, await fetch_identity(self.client), archive_foreign=self.settings.archive_foreign_state)
         self.ledger = Ledger(path)
-        self.make_publisher()
+        self.make_publisher().on_subscribe(self.on_peer_subscribed)
         self.make_subscriber().connect("executor").on(topics.order(""), self._on_executor_order)
         self.ws = websocket(self.settings, private=True, topics=PRIVATE_TOPICS, on_message=self._on_ws,
                             on_connected=self._on_ws_connected, name="private", registry=self.registry,
@@ -116,6 +119,7 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
 
     async def main_loop(self) -> None:
         await self._await_listener()
+        self._late_joiner.clear()     # those who subscribed by now get the start-up replay itself
         await self.replay_tail()
         await self.publish_pending(replay=True)
         self.request("start")
@@ -124,7 +128,8 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
                        self.spawn(self._republish_loop(), "state_republish"),
                        self.spawn(self._periodic_loop(), "periodic_catchup"),
                        self.spawn(self._clock_watch(), "clock_watch"),
-                       self.spawn(self.account_poll_loop(), "account_poll")]
+                       self.spawn(self.account_poll_loop(), "account_poll"),
+                       self.spawn(self.replay_for_late_joiners(), "late_joiners")]
         await self._catchup_loop()
 
     async def shutdown(self) -> None:

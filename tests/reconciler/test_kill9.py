@@ -62,3 +62,27 @@ async def test_kill9_mid_stream_then_restart_publishes_every_fill_once(tmp_path)
             if second is not None:
                 second.kill()
             await listener.close()
+
+
+async def test_a_subscriber_that_joins_late_gets_the_fills_published_before_it(tmp_path):
+    """PUB/SUB drops what was sent before a peer subscribed: the reconciler re-sends its last seconds."""
+    async with running_sim() as sim:
+        proc = hean(["run", "reconciler"], reconciler_env(tmp_path, sim), "reconciler")
+        early = BusListener(tmp_path, prefixes=("fill.",))
+        late = None
+        try:
+            await ready_port(proc)
+            await async_record(proc, "catch-up done")
+            make_fills(sim, 6)
+            await async_wait_for(lambda: len(early.fill_ids()) >= 6, 30, "6 fills on the bus")
+            late = BusListener(tmp_path, prefixes=("fill.",))     # connects after they went out
+            await async_wait_for(lambda: set(late.fill_ids()) >= set(early.fill_ids()), 15,
+                                 "the late subscriber to get the fills it missed")
+            assert all(e.data["replay"] for e in late.of_type("ORDER_FILLED"))
+            assert early.duplicates() == {} and late.duplicates() == {}
+            await async_record(proc, "re-sent recent fills and transfers for a peer that subscribed late")
+        finally:
+            proc.kill()
+            await early.close()
+            if late is not None:
+                await late.close()
