@@ -148,6 +148,12 @@ class ExecutorSettings(_Section):
     exists_search_s: after a 110072 (an order with that orderLinkId exists) the order is searched for
         in order/realtime and order/history this long; then, not resting, it is reported placed
         without an orderId (reason `exists_not_found`) instead of blocking its symbol for ever.
+    journal_sync: how the journal row written before each request is committed (SQLite WAL).
+        `normal`: survives a kill -9 of the executor, not a power loss or kernel crash, which may
+        drop the last rows; an intent sent again after that carries the same orderLinkId, which
+        Bybit refuses for ever (110072), so no order is doubled, and the reconciler still sees the
+        orders those rows described. `full`: an fsync per row as well, which here was most of the
+        tick-to-order time (README, "Figures").
     """
 
     dedup_window_s: PositiveFloat = 5.0
@@ -158,6 +164,7 @@ class ExecutorSettings(_Section):
     shutdown_timeout_s: PositiveFloat = 10.0
     intent_max_age_s: PositiveFloat = 30.0
     exists_search_s: PositiveFloat = 60.0
+    journal_sync: Literal["normal", "full"] = "normal"
 
 
 class ReconcilerSettings(_Section):

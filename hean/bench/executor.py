@@ -7,7 +7,7 @@ simulator stamps the arrival of each order/create (keyed by orderLinkId). Measur
   - throughput: a burst of intents -> every ORDER_PLACED received.
 The baseline, in the same run against the same simulator: a bare aiohttp client posting
 the same signed order/create requests (signing included in its latency). The ratio is the
-executor's overhead: bus hop, validation, gating, the fsync'd journal write, rate limiter.
+executor's overhead: bus hop, validation, gating, the journal write (executor.journal_sync), rate limiter.
 """
 
 from __future__ import annotations

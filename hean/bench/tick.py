@@ -11,7 +11,7 @@ executor's rate limiter never queues them: the figure is the pipeline, not the l
 Baseline, same run, same rates: hean.bench.tickbase, a bare three-hop pipeline (WS client ->
 ZeroMQ -> filter -> ZeroMQ -> aiohttp POST) in three uvloop + orjson processes.
 Footprint: RSS and CPU% of every process, idle and during the 1,000 ticks/s phase.
-Journal: the executor's fsync'd journal write, timed alone (hean.bench.journal).
+Journal: the executor's journal insert, NORMAL vs FULL, timed alone (hean.bench.journal).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The executor's SQLite journal: one row per intent id, written before the request.
 
-The row is committed (WAL, synchronous=FULL) *before* the order request leaves, so a
-crash at any later point leaves evidence that the order may exist; start-up then asks
-the exchange by orderLinkId instead of guessing. Calls are synchronous and short (one
+The row is committed (WAL) *before* the order request leaves, so a crash at any later point
+leaves evidence that the order may exist; start-up then asks the exchange by orderLinkId
+instead of guessing. `synchronous` is NORMAL by default (a process crash loses nothing; a
+power loss may lose the last rows, see `executor.journal_sync` for why that doubles nothing)
+or FULL (an fsync per commit). Calls are synchronous and short (one
 indexed row); they run on the event loop on purpose, so the commit is ordered strictly
 before the request it protects.
 """
@@ -68,13 +70,14 @@ def now_ms() -> int:
 class Journal:
     """Intent journal in `<data_dir>/executor.sqlite`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sync: str = "normal") -> None:
+        if sync not in ("normal", "full"):
+            raise ValueError(f"journal sync must be 'normal' or 'full', not {sync!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: the pre-request row must survive power loss, not only a process crash.
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA synchronous={sync.upper()}")
         self._db.executescript(_SCHEMA)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(intents)")}
         if "sent_risk_state" not in columns:  # a journal written before the column existed

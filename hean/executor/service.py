@@ -116,7 +116,7 @@ class ExecutorService(Service):
         except ConfigError:
             await self.client.close()   # the shell exits 78 without calling shutdown
             raise
-        self.journal = j.Journal(path)
+        self.journal = j.Journal(path, s.executor.journal_sync)
         self.make_publisher()
         self.placer = Placer(self.client, self.journal, self.guard, self.m, self.publish, self.view,
                              s.executor.soft_brake_factor, s.symbols, settle_ms=s.bybit.recv_window_ms + 1000,

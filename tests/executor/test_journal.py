@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
+
+import pytest
 
 from hean.executor import journal as j
 
@@ -29,17 +34,39 @@ def test_rows_survive_reopen_and_open_rows_are_listed(tmp_path):
     again.close()
 
 
-def test_journal_uses_wal_and_full_sync(tmp_path):
+def test_journal_uses_wal_and_normal_sync_unless_told_full(tmp_path):
     path = tmp_path / "executor.sqlite"
     journal = j.Journal(path)
     assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     journal.insert("a", "h-a", "BTCUSDT", j.PENDING, {})
     # Committed on return: another connection (another process after a crash) sees the row at once.
     other = sqlite3.connect(path)
     assert other.execute("SELECT state FROM intents WHERE intent_id='a'").fetchone() == ("PENDING",)
     other.close()
     journal.close()
+    full = j.Journal(tmp_path / "full.sqlite", "full")
+    assert full._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    full.close()
+    with pytest.raises(ValueError, match="'normal' or 'full'"):
+        j.Journal(tmp_path / "x.sqlite", "off")
+
+
+def test_a_row_committed_with_normal_sync_survives_a_kill_9(tmp_path):
+    """NORMAL under WAL gives up only power-loss durability: the writer's SIGKILL loses nothing."""
+    path = tmp_path / "executor.sqlite"
+    code = ("import os, signal, sys\n"
+            "from pathlib import Path\n"
+            "from hean.executor import journal as j\n"
+            "jr = j.Journal(Path(sys.argv[1]))\n"
+            "for i in range(200):\n"
+            "    jr.insert(f'i{i}', f'h-i{i}', 'BTCUSDT', j.PENDING, {})\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    again = j.Journal(path)
+    assert again.counts() == {"PENDING": 200}
+    again.close()
 
 
 _OLD_SCHEMA = """
