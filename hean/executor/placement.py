@@ -42,6 +42,8 @@ from hean.executor.metrics import ExecutorMetrics
 from hean.executor.outcomes import RISK_CHANGED, echo, outcome
 from hean.ids import order_link_id, valid_intent_id
 
+OUTCOME_LOG_FIELDS = ("intent_id", "order_link_id", "order_id", "symbol", "side", "qty", "reduce_only", "risk_state",
+                      "reason", "ret_code")
 log = logging.getLogger("hean.executor")
 T = topics.EventType
 Publish = Callable[[str, str, dict[str, Any]], Awaitable[bool]]
@@ -108,7 +110,10 @@ class Placer:
         self.busy.discard(intent_id)
         if state == j.PLACED and self._on_placed is not None:
             self._on_placed(str(event["data"].get("symbol")))
-        await self._publish(event["topic"], event["type"], event["data"])
+        data = event["data"]
+        # One line per outcome, with the fields `jq 'select(.order_link_id == "...")'` follows across processes.
+        log.info("order outcome", extra={"outcome": event["type"], **{k: data.get(k) for k in OUTCOME_LOG_FIELDS}})
+        await self._publish(event["topic"], event["type"], data)
 
     # --- intake --------------------------------------------------------------------------
     async def on_intent(self, data: Any) -> None:
@@ -156,7 +161,8 @@ class Placer:
             # sender wants: the strategy runner has given up on it and may have sent a replacement.
             self.m.rejected.labels("expired").inc()
             log.warning("intent expired before it could be sent", extra={
-                "intent_id": intent.intent_id, "age_s": round((time.time_ns() - created_ns) / 1e9, 1)})
+                "intent_id": intent.intent_id, "order_link_id": link, "symbol": intent.symbol,
+                "risk_state": view.effective, "age_s": round((time.time_ns() - created_ns) / 1e9, 1)})
             await self.finish(intent.intent_id, j.REJECTED, outcome(
                 topics.order("rejected"), T.ORDER_REJECTED, raw, qty=intent.qty, link=link,
                 risk_state=view.effective, reason="expired"))
@@ -166,7 +172,9 @@ class Placer:
         if not decision.allowed:
             reason = decision.reason or view.effective
             self.m.risk_blocked.labels(reason).inc()
-            log.info("intent blocked by risk", extra={"intent_id": intent.intent_id, "reason": reason})
+            log.info("intent blocked by risk", extra={"intent_id": intent.intent_id, "order_link_id": link,
+                                                      "symbol": intent.symbol, "risk_state": view.effective,
+                                                      "reason": reason})
             await self.finish(intent.intent_id, j.BLOCKED, outcome(
                 topics.order("blocked"), T.ORDER_BLOCKED_RISK, raw, qty=intent.qty, link=link,
                 risk_state=view.effective, reason=reason))
@@ -215,8 +223,9 @@ class Placer:
                 reason=f"invalid_intent: {exc}"))
             return
         except Exception as exc:  # noqa: BLE001 - e.g. closed session at shutdown: the outcome is unknown
-            log.warning("order request failed locally; resolving", extra={"intent_id": intent.intent_id,
-                                                                          "error": repr(exc)[:200]})
+            log.warning("order request failed locally; resolving", extra={
+                "intent_id": intent.intent_id, "order_link_id": link, "symbol": intent.symbol,
+                "risk_state": state[0], "error": repr(exc)[:200]})
             await resolution.settle_unknown(self, intent.intent_id, intent.symbol, state[0], exists=False)
             return
         self.m.request_seconds.observe(time.perf_counter() - started)
@@ -231,7 +240,8 @@ class Placer:
             self.guard.forget(key)
             self.m.risk_blocked.labels(RISK_CHANGED).inc()
             log.warning("order withdrawn before sending: risk changed", extra={
-                "intent_id": intent.intent_id, "risk_state": state[0], "gate": resp.ret_msg})
+                "intent_id": intent.intent_id, "order_link_id": link, "symbol": intent.symbol,
+                "risk_state": state[0], "gate": resp.ret_msg})
             await self.finish(intent.intent_id, j.BLOCKED, outcome(
                 topics.order("blocked"), T.ORDER_BLOCKED_RISK, raw, qty=qty, link=link, risk_state=state[0],
                 reason=RISK_CHANGED, ret_msg=resp.ret_msg or None))
@@ -243,7 +253,8 @@ class Placer:
             exists = resp.outcome is Outcome.DUPLICATE  # an order with this id exists; only the orderId is missing
             if not exists:
                 log.warning("order outcome unknown; resolving by orderLinkId", extra={
-                    "intent_id": intent.intent_id, "order_link_id": link, "outcome": resp.outcome.value,
+                    "intent_id": intent.intent_id, "order_link_id": link, "symbol": intent.symbol,
+                    "risk_state": state[0], "outcome": resp.outcome.value,
                     "ret_code": resp.ret_code, "http_status": resp.http_status, "error": resp.error})
             await resolution.settle_unknown(self, intent.intent_id, intent.symbol, state[0], exists=exists)
 

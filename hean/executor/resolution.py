@@ -114,6 +114,7 @@ async def _exists_not_found(p: Placer, row: j.JournalRow) -> bool:
     p.m.placed.inc()
     log.error("order exists (110072) but neither order/realtime nor order/history shows it; reporting it "
               "placed without an orderId", extra={"intent_id": row.intent_id, "order_link_id": row.order_link_id,
+                                                  "symbol": row.symbol,
                                                   "searched_s": round(waited_s, 1)})
     qty = row.intent.get("qty")
     await p.finish(row.intent_id, j.PLACED, outcome(

@@ -64,6 +64,10 @@ async def test_kill9_between_journal_write_and_ack_then_restart_places_exactly_o
         assert len(orders) == 1 and placed.data["order_id"] == orders[0]["orderId"]
         assert _journal_state(tmp_path, data["intent_id"]) == "PLACED"
         second.wait_record("unresolved order found on the exchange")
+        # The journal line an operator greps for: one per outcome, with the fields that trace an order.
+        line = second.wait_record("order outcome")
+        assert {k: line.get(k) for k in ("order_link_id", "symbol", "risk_state", "outcome")} == {
+            "order_link_id": link, "symbol": data["symbol"], "risk_state": "NORMAL", "outcome": "ORDER_PLACED"}
         assert await asyncio.to_thread(second.stop) == 0
     finally:
         for proc in (first, second):
