@@ -21,6 +21,7 @@ from hean.chaos import invariants as inv
 from hean.chaos import procs, schedule
 from hean.config import BusSettings
 from hean.exchange.bybit import BybitRestClient
+from hean.logging import HeanJsonFormatter
 
 RECORDED = ("intent.", "order.", "fill.", "position.", "account.", "risk.", "watchdog.", "reconcile.")
 SETTLE_TIMEOUT_S = 90.0
@@ -82,7 +83,7 @@ class Soak:
         (self.state / "data").mkdir(parents=True, exist_ok=True)
         # The recorder's own bus warnings (a gap it saw) go to a file next to the children's logs.
         handler = logging.FileHandler(self.state / "chaos.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s %(__dict__)s"))
+        handler.setFormatter(HeanJsonFormatter("chaos"))
         logging.getLogger().addHandler(handler)
         url = await self.sim.start()
         self.client = BybitRestClient(rest_url=url, api_key="hean-sim-key", api_secret="hean-sim-secret",
