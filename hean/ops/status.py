@@ -3,7 +3,7 @@
 Works against `hean up` and the systemd deployment. Process facts come from
 each process's /metrics (up/down, ready, uptime, bus utilisation, drops,
 gaps); restarts from `hean up`'s own metrics, else `systemctl show -p
-NRestarts hean@<svc>`, else "-". Trading state comes from listening on the
+NRestarts <stack>@<svc>` (the stack named after its runtime dir), else "-". Trading state comes from listening on the
 bus for `--listen` seconds (state topics are re-published every second):
 risk state and drawdown, equity, open positions and their age, time since the
 last successful reconcile. Against `hean up`, ports and the runtime dir are
@@ -78,11 +78,12 @@ def _sum(samples: dict[str, float], name: str, **labels: str) -> float:
     return sum(v for k, v in samples.items() if k.split("|", 1)[0] == name and all(w in k for w in want))
 
 
-def _systemd_restarts(svc: str) -> int | None:
+def _systemd_restarts(stack: str, svc: str) -> int | None:
+    """NRestarts of `<stack>@<svc>`; the stack is named after its runtime dir (/run/hean-b -> hean-b@)."""
     if shutil.which("systemctl") is None:
         return None
     try:
-        out = subprocess.run(["systemctl", "show", "-p", "NRestarts", "--value", f"hean@{svc}"],
+        out = subprocess.run(["systemctl", "show", "-p", "NRestarts", "--value", f"{stack}@{svc}"],
                              capture_output=True, text=True, timeout=3).stdout.strip()
         return int(out) if out else None
     except (OSError, subprocess.SubprocessError, ValueError):
@@ -132,7 +133,7 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
         elif doc:
             restarts = listed.get(s, {}).get("restarts")
         else:
-            restarts = _systemd_restarts(s)
+            restarts = _systemd_restarts(system.runtime_dir.name or "hean", s)
         services[s] = {**_service_row(s, scraped[s], restarts, now), "metrics_port": ports[s],
                        "health": health[s]}
     o = observer.obs
