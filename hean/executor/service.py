@@ -29,6 +29,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from hean import topics
 from hean.bus.envelope import Event
+from hean.bus.latejoin import LateJoinResend
 from hean.config import ConfigError, HeanSettings
 from hean.exchange.account import AccountIdentity, fetch_identity
 from hean.exchange.bybit import ExchangeUnavailable
@@ -60,6 +61,7 @@ class ExecutorService(Service):
         self.client = rest_client(settings, registry)  # a forbidden host is a ConfigError: exit 78
         self.guard = FingerprintGuard(cfg.dedup_window_s, cfg.dedup_cleanup_interval_s)
         self.journal: j.Journal | None = None
+        self.late_join = LateJoinResend((topics.order(""),))   # outcomes, for a peer back after our restart
         self.placer: Placer | None = None
         self.sweep: OpeningOrderSweep | None = None
         self.risk_state: str | None = None
@@ -117,7 +119,7 @@ class ExecutorService(Service):
             await self.client.close()   # the shell exits 78 without calling shutdown
             raise
         self.journal = j.Journal(path, s.executor.journal_sync)
-        self.make_publisher()
+        self.make_publisher().on_subscribe(self.late_join.on_subscribe)
         self.placer = Placer(self.client, self.journal, self.guard, self.m, self.publish, self.view,
                              s.executor.soft_brake_factor, s.symbols, settle_ms=s.bybit.recv_window_ms + 1000,
                              max_age_s=s.executor.intent_max_age_s, on_placed=self._placed,
@@ -136,7 +138,15 @@ class ExecutorService(Service):
         left = await self.placer.resolve_open(may_resend=False)
         log.info("journal recovered", extra={"open_rows": left, "counts": self.journal.counts()})
         self._loops = [self.spawn(self._resolve_loop(), "resolve"), self.spawn(self._cleanup_loop(), "dedup_cleanup"),
-                       self.spawn(self._risk_watch(), "risk_watch")]
+                       self.spawn(self._risk_watch(), "risk_watch"),
+                       self.spawn(self.late_join.run(super().publish), "late_joiners")]
+
+    async def publish(self, topic: str, type_: str, data: dict[str, Any]) -> bool:
+        """Every order outcome is also kept for a late joiner (hean.bus.latejoin)."""
+        sent = await super().publish(topic, type_, data)
+        if topic.startswith(topics.order("")):
+            self.late_join.remember(topic, type_, data)
+        return sent
 
     async def _connect_exchange(self) -> AccountIdentity:
         """Start the client and ask whose key it trades with, retrying while the exchange cannot answer."""

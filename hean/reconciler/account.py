@@ -137,7 +137,7 @@ class AccountMixin:
             data = transfer_event(transfer_id, amount, currency, ts)
             await self.publish(topics.transfer(), ET.TRANSFER.value, data)
             self.ledger.mark_transfer_published(transfer_id)
-            self.remember_once(topics.transfer(), ET.TRANSFER.value, data)
+            self.late_join.remember(topics.transfer(), ET.TRANSFER.value, data)
             self.m.transfers.labels("in" if Decimal(amount) > 0 else "out").inc()
             log.info("transfer published", extra={"id": transfer_id, "amount": amount, "currency": currency})
         self.ledger.set_transfer_watermark_ms(now_ms)

@@ -1,18 +1,12 @@
 """Fills: record in the ledger, publish each once, replay what a killed run may not have sent (a mixin).
 
-Also what a *late joiner* missed: PUB/SUB drops every event sent before a peer's subscription
-reached this socket, so a consumer that reconnects after this process restarted (or that starts
-while it runs) would never see the fills and transfers published just before. Each once-only
-event is remembered for `LATE_JOIN_WINDOW_S`; when a peer subscribes to fills or transfers
-(XPUB reports every peer's subscription), they are sent again, flagged `replay: true`. Consumers
-dedupe fills by `exec_id` and transfers by `id`, so the re-send is harmless to those who had them.
+Fills and transfers are also kept for a late joiner (hean.bus.latejoin): a consumer that reconnects
+after this process restarted gets the last seconds of them again, flagged `replay: true`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from hean import topics
@@ -26,9 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hean.reconciler")
 ET = topics.EventType
 REPLAY_WINDOW_S = 5.0     # at start, re-publish fills the previous run marked in its last seconds
-LATE_JOIN_WINDOW_S = 5.0  # a peer that subscribes gets this many seconds of fills and transfers again
-LATE_JOIN_COALESCE_S = 0.05   # one re-send for the burst of subscriptions a peer makes on connect
-ONCE_ONLY_TOPICS = (topics.fill(""), topics.transfer())
+ONCE_ONLY_TOPICS = (topics.fill(""), topics.transfer())   # re-sent to a late joiner (hean.bus.latejoin)
 
 
 class FillsMixin:
@@ -45,7 +37,7 @@ class FillsMixin:
             topic, data = topics.fill(str(row.get("symbol"))), fill_event(row, source, replay=replay)
             await self.publish(topic, ET.ORDER_FILLED.value, data)
             self.ledger.mark_published([exec_id])
-            self.remember_once(topic, ET.ORDER_FILLED.value, data)
+            self.late_join.remember(topic, ET.ORDER_FILLED.value, data)
             self.m.fills.labels(source).inc()
         finally:
             self._inflight.discard(exec_id)
@@ -71,38 +63,11 @@ class FillsMixin:
         for row, source in rows:
             topic, data = topics.fill(str(row.get("symbol"))), fill_event(row, source, replay=True)
             await self.publish(topic, ET.ORDER_FILLED.value, data)
-            self.remember_once(topic, ET.ORDER_FILLED.value, data)
+            self.late_join.remember(topic, ET.ORDER_FILLED.value, data)
             self.m.republished.inc()
         if rows:
             log.info("re-published the tail of the previous run's fills", extra={"fills": len(rows),
                                                                                 "window_s": REPLAY_WINDOW_S})
-
-    def remember_once(self: ReconcilerService, topic: str, type_: str, data: dict[str, Any]) -> None:
-        """Keep a once-only event (a fill, a transfer) for a peer that subscribes within the window."""
-        now = time.monotonic()
-        self._recent_once.append((now, topic, type_, data))
-        while self._recent_once and self._recent_once[0][0] < now - LATE_JOIN_WINDOW_S:
-            self._recent_once.popleft()
-
-    def on_peer_subscribed(self: ReconcilerService, klass: str, prefix: str) -> None:
-        """Publisher hook: a subscription that covers fills or transfers wakes the late-joiner re-send."""
-        if klass == "critical" and any(t.startswith(prefix) or prefix.startswith(t) for t in ONCE_ONLY_TOPICS):
-            self._late_joiner.set()
-
-    async def replay_for_late_joiners(self: ReconcilerService) -> None:
-        """Re-send the window's once-only events after each burst of subscriptions (see the module doc)."""
-        while True:
-            await self._late_joiner.wait()
-            await asyncio.sleep(LATE_JOIN_COALESCE_S)
-            self._late_joiner.clear()
-            cutoff = time.monotonic() - LATE_JOIN_WINDOW_S
-            recent = [(topic, type_, data) for at, topic, type_, data in self._recent_once if at >= cutoff]
-            for topic, type_, data in recent:
-                await self.publish(topic, type_, data | {"replay": True})
-                self.m.republished.inc()
-            if recent:
-                log.info("re-sent recent fills and transfers for a peer that subscribed late",
-                         extra={"events": len(recent), "window_s": LATE_JOIN_WINDOW_S})
 
     async def record(self: ReconcilerService, rows: list[dict[str, Any]], source: str) -> None:
         assert self.ledger is not None

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +35,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from hean import topics
 from hean.bus.envelope import Event
+from hean.bus.latejoin import LateJoinResend
 from hean.config import HeanSettings
 from hean.exchange.bybit import BybitRestClient, BybitWebSocket, ExchangeUnavailable
 from hean.exchange.account import fetch_identity
@@ -44,7 +44,7 @@ from hean.ids import is_hean_link_id
 from hean.lifecycle import Service
 from hean.reconciler.account import AccountMixin
 from hean.reconciler.catchup import CatchupMixin
-from hean.reconciler.fills import FillsMixin
+from hean.reconciler.fills import ONCE_ONLY_TOPICS, FillsMixin
 from hean.reconciler.diff import ForeignSeen, MismatchTracker
 from hean.reconciler.events import flat_position, order_event
 from hean.reconciler.ledger import Ledger
@@ -80,8 +80,7 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
         self._wake = asyncio.Event()
         self._triggers: list[str] = []
         self._inflight: set[str] = set()
-        self._recent_once: deque[tuple[float, str, str, dict[str, Any]]] = deque()   # hean.reconciler.fills
-        self._late_joiner = asyncio.Event()
+        self.late_join = LateJoinResend(ONCE_ONLY_TOPICS)
         self._doubts: set[str] = set()
         self.positions: dict[str, dict[str, Any]] = {}
         self.foreign_positions: set[str] = set()
@@ -108,7 +107,7 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
         path = self.settings.data_dir / "reconciler.sqlite"
         bind_state(path, await fetch_identity(self.client), archive_foreign=self.settings.archive_foreign_state)
         self.ledger = Ledger(path)
-        self.make_publisher().on_subscribe(self.on_peer_subscribed)
+        self.make_publisher().on_subscribe(self.late_join.on_subscribe)
         self.make_subscriber().connect("executor").on(topics.order(""), self._on_executor_order)
         self.ws = websocket(self.settings, private=True, topics=PRIVATE_TOPICS, on_message=self._on_ws,
                             on_connected=self._on_ws_connected, name="private", registry=self.registry,
@@ -119,7 +118,7 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
 
     async def main_loop(self) -> None:
         await self._await_listener()
-        self._late_joiner.clear()     # those who subscribed by now get the start-up replay itself
+        self.late_join.served()     # those who subscribed by now get the start-up replay itself
         await self.replay_tail()
         await self.publish_pending(replay=True)
         self.request("start")
@@ -129,7 +128,7 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
                        self.spawn(self._periodic_loop(), "periodic_catchup"),
                        self.spawn(self._clock_watch(), "clock_watch"),
                        self.spawn(self.account_poll_loop(), "account_poll"),
-                       self.spawn(self.replay_for_late_joiners(), "late_joiners")]
+                       self.spawn(self.late_join.run(self.publish, self.m.republished.inc), "late_joiners")]
         await self._catchup_loop()
 
     async def shutdown(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from hean.bus import BusStats, Subscriber
 from hean.exchange.account import AccountIdentity
 from hean.exchange.bybit.errors import DRY_RUN_MESSAGE, NOT_LIVE_MESSAGE
 from hean.executor.journal import Journal
@@ -152,3 +153,35 @@ async def test_archive_foreign_state_moves_the_journal_aside_and_starts(tmp_path
         assert await asyncio.to_thread(proc.stop) == 0
     finally:
         proc.kill()
+
+
+async def test_a_subscriber_that_joins_late_still_gets_the_outcome_published_before_it(tmp_path, sim):
+    """PUB/SUB drops what precedes a subscription: the executor re-sends its last seconds of outcomes."""
+    peers = Peers(executor_settings(tmp_path, sim))
+    proc = hean(["run", "executor"], _env(tmp_path, sim))
+    late = None
+    try:
+        await _ready_for_orders(await asyncio.to_thread(proc.wait_ready))
+        data = intent()
+        placed = await peers.submit(data, timeout=20)
+        assert placed.type == "ORDER_PLACED"
+        got: list = []
+
+        async def record(ev) -> None:
+            got.append(ev)
+        late = Subscriber(peers.settings.bus, peers.settings.runtime_dir, BusStats()).connect("executor")
+        late.on("order.", record)
+        stop = asyncio.Event()
+        reader = asyncio.create_task(late.run(stop))
+        await async_wait_for(lambda: [e for e in got if e.data.get("intent_id") == data["intent_id"]], 15,
+                             "the late subscriber to get the outcome it missed")
+        resent = next(e for e in got if e.data.get("intent_id") == data["intent_id"])
+        assert resent.type == "ORDER_PLACED" and resent.data["replay"] is True
+        assert resent.data["order_id"] == placed.data["order_id"]
+        stop.set()
+        await reader
+    finally:
+        proc.kill()
+        if late is not None:
+            late.close()
+        await peers.close()

@@ -80,7 +80,7 @@ async def test_a_subscriber_that_joins_late_gets_the_fills_published_before_it(t
                                  "the late subscriber to get the fills it missed")
             assert all(e.data["replay"] for e in late.of_type("ORDER_FILLED"))
             assert early.duplicates() == {} and late.duplicates() == {}
-            await async_record(proc, "re-sent recent fills and transfers for a peer that subscribed late")
+            await async_record(proc, "re-sent recent once-only events to a peer that subscribed late")
         finally:
             proc.kill()
             await early.close()
