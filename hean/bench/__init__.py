@@ -3,7 +3,8 @@
     hean bench bus          the event bus vs raw pyzmq, blocking pyzmq+orjson and multiprocessing.Queue
     hean bench executor     intent -> HTTP request latency and placement throughput vs a bare aiohttp client
     hean bench reconciler   reconnect -> missed fills published, and feed frame -> tick latency
-    hean bench crash        price crash at the exchange -> HARD_STOP published (real processes), vs the tick interval
+    hean bench crash        price crash at the exchange -> HARD_STOP published, -> last opening order let through
+                            (real processes), vs the tick interval and HARD_STOP
     hean bench tick         feed WS tick -> executor order request at 100 / 1,000 ticks/s, footprint, journal write
     hean bench mttr         kill -9 -> ready again, per process under `hean up`
     hean bench table        every figure above in one table (runs them all)

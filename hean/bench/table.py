@@ -1,6 +1,7 @@
 """`hean bench table`: the figures of issue 15 in one table, each against a baseline from the same run.
 
-Runs `tick` (tick-to-order, footprint, journal), `mttr`, `crash` and `reconciler` in turn.
+Runs `tick` (tick-to-order, footprint, journal), `mttr`, `crash` (HARD_STOP and the last opening order
+let through) and `reconciler` in turn.
 Ratios are what should hold from one machine to the next; the absolute figures are this machine's.
 """
 
@@ -43,6 +44,20 @@ async def run(json_out: bool) -> dict[str, Any]:
     if "crash_to_hard_stop_p50_ms" in c:
         _row(rows, "crash -> HARD_STOP p50 (base: tick interval)", c["crash_to_hard_stop_p50_ms"], c["tick_interval_ms"], "ms")
         _row(rows, "crash -> HARD_STOP p99 (base: tick interval)", c["crash_to_hard_stop_p99_ms"], c["tick_interval_ms"], "ms")
+        for key, what in (("last_opening_booked", "last opening booked"),
+                          ("first_blocked_risk", "first ORDER_BLOCKED_RISK")):
+            for p in ("p50", "p99"):
+                if f"crash_to_{key}_{p}_ms" in c:
+                    _row(rows, f"crash -> {what} {p} (base: crash -> HARD_STOP {p})",
+                         c[f"crash_to_{key}_{p}_ms"], c[f"crash_to_hard_stop_{p}_ms"], "ms")
+        _row(rows, "openings booked after HARD_STOP (base: sent after it)", c["openings_booked_after_hard_stop"],
+             c["openings_sent_after_hard_stop"], "orders")
+        _row(rows, "openings sent after HARD_STOP, booked (base: sent after it)",
+             c["openings_sent_and_booked_after_hard_stop"], c["openings_sent_after_hard_stop"], "orders")
+    for n in reconciler_bench.FILL_COUNTS:
+        if f"reconnect_to_{n}_fills_published_s" in r:
+            _row(rows, f"reconnect -> {n:,} missed fills published (base: bare paging)",
+                 r[f"reconnect_to_{n}_fills_published_s"] * 1000, r[f"bare_fetch_{n}_executions_s"] * 1000, "ms")
     for key, value in r.items():
         if isinstance(value, (int, float)):
             rows.append((f"reconciler {key}", f"{value}", "-", "-"))
