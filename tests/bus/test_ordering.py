@@ -21,7 +21,11 @@ async def test_concurrent_critical_publishes_arrive_in_sequence(tmp_path):
                         critical_timeout_s=10.0) as p:
         n = 300
         # Many producers at once (as a WS handler and a catch-up would): most of them meet a full pipe.
-        tasks = [asyncio.create_task(p.pub.publish("fill.BTCUSDT", "ORDER_FILLED", {"i": i})) for i in range(n)]
+        # 4 KB each, 1.2 MB in all: more than the kernel's socket buffers hold beyond the HWMs, so
+        # publishers really wait however fast the backpressure retries.
+        pad = "x" * 4096
+        tasks = [asyncio.create_task(p.pub.publish("fill.BTCUSDT", "ORDER_FILLED", {"i": i, "pad": pad}))
+                 for i in range(n)]
         await async_wait_for(lambda: p.sub.queue.full() and p.pub_stats.published["critical"] < n, 10,
                              "the subscriber full and publishers waiting for room")
         release.set()
