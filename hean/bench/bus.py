@@ -7,6 +7,9 @@ on this machine, over ipc, for ~2 s each:
   (c) the HEAN bus: Publisher -> Subscriber -> handler, real envelope, critical class (lossless)
   (c') (c) over tcp on loopback with CURVE forced on             -> what security costs
   (d) multiprocessing.Queue with the same dicts                -> what one would otherwise pick
+(b) and (c) also report the receiving process's CPU per event (`time.process_time`, its ZeroMQ I/O
+thread included): events/s depend on how much of 2 vCPUs the subscriber gets while other work runs,
+CPU per event much less, so (b)/(c) in CPU is the comparison that holds from one host to the next.
 Then the one-hop latency (publish call -> handler) at 1,000 and 10,000 events/s, at 10,000 over CURVE,
 and of blocking pyzmq + orjson at 10,000 (what this machine's scheduler allows any Python pair).
 """
@@ -65,7 +68,7 @@ def _zmq_sub(ep: str, codec: str, out: Any) -> None:
     s.setsockopt(zmq.RCVHWM, 0)
     s.setsockopt(zmq.SUBSCRIBE, b"")
     s.connect(ep)
-    first = None
+    first = cpu0 = None
     n = 0
     while True:
         msg = s.recv()
@@ -74,9 +77,10 @@ def _zmq_sub(ep: str, codec: str, out: Any) -> None:
         if codec != "raw":
             orjson.loads(msg)
         if first is None:
-            first = time.perf_counter()
+            first, cpu0 = time.perf_counter(), time.process_time()
         n += 1
-    out.put(n / (time.perf_counter() - (first or time.perf_counter())))
+    out.put((n / (time.perf_counter() - (first or time.perf_counter())),
+             (time.process_time() - (cpu0 or 0.0)) / max(n, 1) * 1e6))
     s.close()
     ctx.term()
 
@@ -193,7 +197,7 @@ async def _hean_sub_async(runtime: Path, latency: bool, curve: str, out: Any) ->
         if latency:
             state["lat"].append((time.perf_counter_ns() - ev.data["t"]) / 1000)
         if state["first"] is None:
-            state["first"] = time.perf_counter()
+            state["first"], state["cpu0"] = time.perf_counter(), time.process_time()
         state["n"] += 1
 
     sub = Subscriber(_bus_settings(curve), runtime, BusStats()).connect("bench").on("order.", on_event)
@@ -203,7 +207,9 @@ async def _hean_sub_async(runtime: Path, latency: bool, curve: str, out: Any) ->
         lat = state["lat"][len(state["lat"]) // 6:]  # drop the warm-up sixth
         out.put(lat)
     else:
-        out.put(state["n"] / (state["end"] - state["first"]))
+        # (events/s, CPU us per event of the whole subscriber process: its ZeroMQ I/O thread included)
+        out.put((state["n"] / (state["end"] - state["first"]),
+                 (time.process_time() - state["cpu0"]) / max(state["n"], 1) * 1e6))
 
 
 # --- (d): multiprocessing.Queue ------------------------------------------------------------
@@ -253,11 +259,13 @@ ROUNDS = 3
 def _one_round(ctx: Any, tmp: str, curve: str) -> dict[str, Any]:
     """Every figure once, baselines and HEAN back to back, so a load change hits all of them alike."""
     res: dict[str, Any] = {}
-    for name, codec in (("raw_pyzmq_eps", "raw"), ("orjson_pyzmq_eps", "orjson")):
+    for name, codec in (("raw_pyzmq", "raw"), ("orjson_pyzmq", "orjson")):
         ep = f"ipc://{tmp}/{codec}.sock"
-        res[name] = _pair(ctx, _zmq_pub, (ep, codec), _zmq_sub, (ep, codec))
-    res["hean_bus_eps"] = _pair(ctx, _hean_pub, (tmp, 0.0, RUN_S), _hean_sub, (tmp, False, ""))
-    res["hean_curve_eps"] = _pair(ctx, _hean_pub, (tmp, 0.0, RUN_S, curve), _hean_sub, (tmp, False, curve))
+        res[f"{name}_eps"], res[f"{name}_cpu_us"] = _pair(ctx, _zmq_pub, (ep, codec), _zmq_sub, (ep, codec))
+    res["hean_bus_eps"], res["hean_bus_cpu_us"] = _pair(ctx, _hean_pub, (tmp, 0.0, RUN_S), _hean_sub,
+                                                        (tmp, False, ""))
+    res["hean_curve_eps"], res["hean_curve_cpu_us"] = _pair(ctx, _hean_pub, (tmp, 0.0, RUN_S, curve), _hean_sub,
+                                                            (tmp, False, curve))
     q = ctx.Queue(maxsize=10_000)
     res["mp_queue_eps"] = _pair(ctx, _mpq_put, (q,), _mpq_get, (q,))
     for rate, suffix, spec in ((1000, "_1k", ""), (10_000, "", ""), (10_000, "_curve", curve)):
@@ -270,6 +278,8 @@ def _one_round(ctx: Any, tmp: str, curve: str) -> dict[str, Any]:
     res["p50_us_pyzmq"], res["p99_us_pyzmq"], res["p999_us_pyzmq"] = (
         statistics.median(lat), _pct(lat, 99), _pct(lat, 99.9))
     res["hean_vs_orjson_pyzmq"] = res["hean_bus_eps"] / res["orjson_pyzmq_eps"]
+    # The load-independent form of the same comparison: receiving CPU per event, (b) over (c).
+    res["hean_vs_orjson_pyzmq_cpu"] = res["orjson_pyzmq_cpu_us"] / res["hean_bus_cpu_us"]
     res["hean_vs_mp_queue"] = res["hean_bus_eps"] / res["mp_queue_eps"]
     res["curve_vs_plain"] = res["hean_curve_eps"] / res["hean_bus_eps"]
     return res
@@ -311,6 +321,10 @@ def _print_table(r: dict[str, Any]) -> None:
     for label, key in rows:
         print(f"  {label:<52} {r[key]:>10,.0f}  {rng(key, ',.0f')}")
     print(f"  (c)/(b) = {r['hean_vs_orjson_pyzmq']:.2f} {rng('hean_vs_orjson_pyzmq', '.2f')}   (target >= 0.50)")
+    print(f"  receiving CPU per event (us): (b) {r['orjson_pyzmq_cpu_us']:.2f} {rng('orjson_pyzmq_cpu_us', '.2f')},"
+          f" (c) {r['hean_bus_cpu_us']:.2f} {rng('hean_bus_cpu_us', '.2f')};"
+          f" (b)/(c) = {r['hean_vs_orjson_pyzmq_cpu']:.2f} {rng('hean_vs_orjson_pyzmq_cpu', '.2f')}"
+          "   (the same comparison, independent of other load)")
     print(f"  (c)/(d) = {r['hean_vs_mp_queue']:.2f} {rng('hean_vs_mp_queue', '.2f')}   (target >= 3)")
     print(f"  CURVE cost: (c')/(c) = {r['curve_vs_plain']:.2f} {rng('curve_vs_plain', '.2f')}")
     print("HEAN bus one-hop latency, publish() -> handler (us):")
