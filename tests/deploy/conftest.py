@@ -16,7 +16,7 @@ from deployment import Deployment, recap, require_prerequisites, timing  # noqa:
 def vps():
     require_prerequisites()
     spent = vpsmod.build_rootfs()
-    timing("root file system (debootstrap; 0 when cached)", spent)
+    timing("root file system (mmdebstrap; 0 when cached)", spent)
     machine = vpsmod.Vps()
     timing("boot to running + sshd", machine.boot())
     try:

@@ -8,13 +8,17 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
 from deployment import PROCESSES, STACK_A, STACK_B, UNITS, recap, timing
 
+from tests.observability.stack import free_port, http_json
+from tests.observability.tools import need, render
 from tests.utils import wait_for
 
 pytestmark = pytest.mark.slow
@@ -58,6 +62,40 @@ def test_every_unit_of_both_stacks_active_and_ready(deployed):
     # trading happens (the signing processes got their credential: the simulator accepts only that key)
     wait_for(lambda: (sample(port_of(STACK_A, "executor"), "hean_executor_orders_placed_total") or 0) > 0, 90,
              "orders placed through the executor")
+
+
+def test_prometheus_scrapes_every_process_of_both_stacks_up(deployed, tmp_path):
+    # The host's Prometheus, with the shipped scrape config rendered from the deployed ports (the
+    # container shares the host's loopback), must see every process of both stacks with up == 1.
+    prometheus = need("prometheus")
+    stacks = [{"name": st["name"], "metrics_ports": {svc: port_of(st, svc) for svc in UNITS}} for st in (STACK_A, STACK_B)]
+    (tmp_path / "prometheus.yml").write_text(render("prometheus/prometheus.yml.j2", {
+        "hean_prometheus_scrape_interval": "1s", "hean_prometheus_scrape_timeout": "1s",
+        "hean_prometheus_evaluation_interval": "1s", "hean_prometheus_rule_files": [],
+        "hean_alertmanager_targets": [], "hean_stacks": stacks}))
+    port = free_port()
+    with open(tmp_path / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
+                                 "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wanted = {(st["name"], svc, f"127.0.0.1:{p}") for st in stacks for svc, p in st["metrics_ports"].items()}
+
+        def up_targets() -> set[tuple[str, str, str]]:
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+            try:
+                doc = http_json(f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": "up == 1"}))
+            except OSError:   # not listening yet
+                return set()
+            return {(r["metric"]["stack"], r["metric"]["service"], r["metric"]["instance"]) for r in doc["data"]["result"]}
+
+        t0 = time.monotonic()
+        wait_for(lambda: up_targets() >= wanted, 60, f"up == 1 for all {len(wanted)} targets", interval=0.5)
+        timing("prometheus: start -> every target up == 1", time.monotonic() - t0)
+        assert up_targets() == wanted   # and nothing else is scraped
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_second_run_changes_nothing_and_check_mode_works(deployed):

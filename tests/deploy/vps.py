@@ -1,6 +1,7 @@
 """A throw-away "bare Debian 12 VPS" with systemd as PID 1, for the deploy tests.
 
-The root file system comes from `debootstrap` once and is cached under $HEAN_DEPLOY_DIR
+The root file system comes from `mmdebstrap` (the faster debootstrap: one apt run, dpkg with unsafe
+I/O, no docs; ~40 s instead of ~80 s here) once and is cached under $HEAN_DEPLOY_DIR
 (/var/tmp/hean-deploy); every boot runs it with `systemd-nspawn --volatile=overlay`, so each test
 session starts from the same pristine image and leaves it untouched. sshd listens on
 127.0.0.1:$HEAN_VPS_SSH_PORT (the container shares the host's network, so pick ports no one else
@@ -28,7 +29,8 @@ TOOLS = Path(os.environ.get("HEAN_DEPLOY_TOOLS", str(WORK / "tools")))
 SSH_PORT = int(os.environ.get("HEAN_VPS_SSH_PORT", "2322"))
 NAME = "hean-vps"
 KEY = WORK / "id_ed25519"
-PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,sudo,iproute2,procps,ca-certificates"
+# What the role and the tests use on the VPS, nothing more (a fresh CI machine builds it every run).
+PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,sudo,ca-certificates"
 READY_MARK = ROOTFS / ".hean-vps-configured"
 PIDFILE = WORK / "nspawn.pid"
 
@@ -49,13 +51,15 @@ def _run(*argv: str | Path, **kw) -> subprocess.CompletedProcess[str]:
 
 
 def build_rootfs() -> float:
-    """debootstrap + configure the image once; returns seconds spent (0 when cached)."""
+    """mmdebstrap + configure the image once; returns seconds spent (0 when cached)."""
     t0 = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
     if not (ROOTFS / "lib/systemd/systemd").exists():
         partial = ROOTFS.with_name(ROOTFS.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        _run("debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, partial, host_mirror())
+        _run("mmdebstrap", "--quiet", "--variant=minbase", f"--include={PACKAGES}", "--dpkgopt=force-unsafe-io",
+             *(f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("doc", "man", "locale")),
+             "--aptopt=Acquire::Languages \"none\"", SUITE, partial, host_mirror())
         partial.rename(ROOTFS)
     if not KEY.exists():
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", NAME, "-f", KEY)
