@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,9 @@ def vps():
 
 @pytest.fixture(scope="session")
 def deployed(vps, tmp_path_factory):
+    t0 = time.monotonic()
     dep = Deployment(vps, tmp_path_factory.mktemp("deploy"))
+    timing("HEAN wheel + dependency wheelhouse (controller; wheelhouse cached)", time.monotonic() - t0)
     out, took = dep.playbook("deploy.yml")
     timing("first deploy (two stacks)", took)
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]

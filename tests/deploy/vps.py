@@ -17,6 +17,7 @@ Things learnt the hard way:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -118,8 +119,7 @@ class Vps:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"systemd-nspawn exited: {self.log.read_text()[-2000:]}")
             if not self.leader:
-                kids = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
-                self.leader = int(kids[0]) if kids else 0
+                self.leader = container_init(self.proc.pid)
             if self.leader:
                 state = self.exec("systemctl", "is-system-running", check=False).stdout.strip()
                 if state in ("running", "degraded") and self.ssh("true", check=False).returncode == 0:
@@ -171,6 +171,21 @@ class Vps:
             self.proc.wait(10)
 
 
+def container_init(nspawn_pid: int) -> int:
+    """The host PID of the container's PID 1: the child of nspawn that is PID 1 in its namespace.
+    (Not just any child: nspawn's short-lived intermediate child comes first, and a leader taken
+    from it fails every later nsenter, so boot() waited its full timeout.)"""
+    kids = subprocess.run(["pgrep", "-P", str(nspawn_pid)], capture_output=True, text=True, check=False).stdout.split()
+    for kid in kids:
+        try:
+            nspid = re.search(r"(?m)^NSpid:\s+(.*)$", Path(f"/proc/{kid}/status").read_text()).group(1).split()
+        except (OSError, AttributeError):
+            continue
+        if len(nspid) == 2 and nspid[1] == "1":
+            return int(kid)
+    return 0
+
+
 def stop_stale() -> None:
     """A session killed before its teardown leaves its container running: power off exactly that one."""
     try:
@@ -180,9 +195,9 @@ def stop_stale() -> None:
         return
     if b"systemd-nspawn" not in cmdline[0] or str(ROOTFS).encode() not in cmdline:
         return
-    leaders = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
-    if leaders:
-        subprocess.run(["nsenter", "-t", leaders[0], "-a", "systemctl", "poweroff", "--no-block"],
+    leader = container_init(pid)
+    if leader:
+        subprocess.run(["nsenter", "-t", str(leader), "-a", "systemctl", "poweroff", "--no-block"],
                        capture_output=True, check=False)
     deadline = time.monotonic() + 30
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:

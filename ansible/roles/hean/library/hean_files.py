@@ -24,7 +24,9 @@ options:
     elements: dict
     default: []
   files:
-    description: Files to write, each a dict of C(path), C(content), C(owner), C(group) and C(mode).
+    description:
+      - Files to write, each a dict of C(path), C(content), C(owner), C(group), C(mode) and optionally
+        C(validate), a command run on the new content (C(%s) is its path) before it replaces the file.
     type: list
     elements: dict
     default: []
@@ -83,7 +85,7 @@ def _directory(spec: dict, check: bool) -> bool:
     return True
 
 
-def _file(spec: dict, check: bool, diffs: list) -> bool:
+def _file(module: AnsibleModule, spec: dict, check: bool, diffs: list) -> bool:
     path, content = spec["path"], spec["content"].encode()
     try:
         st = os.lstat(path)
@@ -106,8 +108,12 @@ def _file(spec: dict, check: bool, diffs: list) -> bool:
                 f.write(content)
                 os.fchown(f.fileno(), uid, gid)
                 os.fchmod(f.fileno(), mode)
+            if spec.get("validate"):
+                rc, out, err = module.run_command(spec["validate"] % tmp)
+                if rc != 0:
+                    raise ValueError(f"{path}: validation failed: {(err or out).strip()[-2000:]}")
             os.replace(tmp, path)
-        except OSError:
+        except (OSError, ValueError):
             os.unlink(tmp)
             raise
     return True
@@ -125,7 +131,7 @@ def main() -> None:
             if _directory(spec, check):
                 changed.append(spec["path"])
         for spec in module.params["files"]:
-            if _file(spec, check, diffs):
+            if _file(module, spec, check, diffs):
                 changed.append(spec["path"])
         for path in module.params["absent"]:
             if os.path.lexists(path):
