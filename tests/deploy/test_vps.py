@@ -135,21 +135,24 @@ def test_memory_deny_write_execute_is_on_and_harmless(deployed):
 
 
 def test_kill_9_of_each_process_is_restarted_and_trading_resumes(deployed):
+    # The simulator killed is stack B's: it stands in for the exchange, and a restarted one has
+    # forgotten its positions, so stack A's reconciler would rightly see a position mismatch and risk
+    # go (and stay) QUARANTINE whenever a position was open, which made trading resume only by luck.
     mttr = {}
-    for svc in PROCESSES + ("sim",):
-        unit = f"hean@{svc}.service"
-        wait_for(lambda v=svc: ready(deployed, STACK_A, v), 90, f"{unit} ready before the kill")
+    for stack, svc in [(STACK_A, p) for p in PROCESSES] + [(STACK_B, "sim")]:
+        unit = f"{stack['name']}@{svc}.service"
+        wait_for(lambda s=stack, v=svc: ready(deployed, s, v), 90, f"{unit} ready before the kill")
         before = deployed.show(unit, "MainPID", "NRestarts")
         t0 = time.monotonic()
         os.kill(host_pid(deployed, int(before["MainPID"])), signal.SIGKILL)
         wait_for(lambda u=unit, p=before["MainPID"]: deployed.show(u, "MainPID")["MainPID"] not in ("0", p), 30,
                  f"{unit} restarted")
-        wait_for(lambda v=svc: ready(deployed, STACK_A, v), 60, f"{unit} ready again")
-        mttr[svc] = time.monotonic() - t0
+        wait_for(lambda s=stack, v=svc: ready(deployed, s, v), 60, f"{unit} ready again")
+        mttr[unit] = time.monotonic() - t0
         after = deployed.show(unit, "NRestarts")
-        assert int(after["NRestarts"]) > int(before["NRestarts"]), (svc, before, after)
-    for svc, took in mttr.items():
-        print(f"[MTTR] kill -9 {svc}: {took:.2f} s (kill -> active and ready)")
+        assert int(after["NRestarts"]) > int(before["NRestarts"]), (unit, before, after)
+    for unit, took in mttr.items():
+        print(f"[MTTR] kill -9 {unit}: {took:.2f} s (kill -> active and ready)")
     placed = sample(port_of(STACK_A, "executor"), "hean_executor_orders_placed_total") or 0
     wait_for(lambda: (sample(port_of(STACK_A, "executor"), "hean_executor_orders_placed_total") or 0) > placed,
              120, "orders placed again after the kills")
