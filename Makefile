@@ -25,7 +25,7 @@ test: $(BIN)/.installed
 test-soak: $(BIN)/.installed
 	$(BIN)/pytest tests/chaos/test_soak.py $(ARGS)
 
-# The real-systemd deploy tests (root; `bash tests/deploy/ci-deps.sh` installs their tools): 10-20 minutes.
+# The real-systemd deploy tests (root; `bash tests/deploy/ci-deps.sh` installs their tools): ~3 min cold, ~2 warm.
 test-deploy: $(BIN)/.installed
 	$(BIN)/pytest tests/deploy $(ARGS)
 
