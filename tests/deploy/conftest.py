@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from deployment import Deployment, recap, require_prerequisites, timing  # noqa:
 def vps():
     require_prerequisites()
     spent = vpsmod.build_rootfs()
-    timing("root file system (debootstrap; 0 when cached)", spent)
+    timing("root file system (mmdebstrap; 0 when cached)", spent)
     machine = vpsmod.Vps()
     timing("boot to running + sshd", machine.boot())
     try:
@@ -27,7 +28,9 @@ def vps():
 
 @pytest.fixture(scope="session")
 def deployed(vps, tmp_path_factory):
+    t0 = time.monotonic()
     dep = Deployment(vps, tmp_path_factory.mktemp("deploy"))
+    timing("HEAN wheel + dependency wheelhouse (controller; wheelhouse cached)", time.monotonic() - t0)
     out, took = dep.playbook("deploy.yml")
     timing("first deploy (two stacks)", took)
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]

@@ -1,6 +1,6 @@
 """Helpers of the deploy tests: the deployment under test and the playbook runs against it.
 
-Needs root, systemd-nspawn, debootstrap and the controller tools of tests/deploy/ci-deps.sh. Without
+Needs root, systemd-nspawn, mmdebstrap and the controller tools of tests/deploy/ci-deps.sh. Without
 them the VPS tests are skipped, except under CI=true, where a skip would hide a broken pipeline and
 is turned into a failure.
 """
@@ -32,7 +32,7 @@ UNITS = ("sim",) + PROCESSES
 def missing_prerequisites() -> str | None:
     if os.geteuid() != 0:
         return "not root"
-    for tool in ("systemd-nspawn", "debootstrap", "nsenter", "ssh"):
+    for tool in ("systemd-nspawn", "mmdebstrap", "nsenter", "ssh"):
         if shutil.which(tool) is None:
             return f"no {tool} (run tests/deploy/ci-deps.sh)"
     if not (vpsmod.TOOLS / "bin" / "ansible-playbook").exists():

@@ -8,13 +8,18 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
 from deployment import PROCESSES, STACK_A, STACK_B, UNITS, recap, timing
 
+from tests.observability.stack import free_port, http_json
+from tests.observability.tools import need, render
 from tests.utils import wait_for
 
 pytestmark = pytest.mark.slow
@@ -60,6 +65,40 @@ def test_every_unit_of_both_stacks_active_and_ready(deployed):
              "orders placed through the executor")
 
 
+def test_prometheus_scrapes_every_process_of_both_stacks_up(deployed, tmp_path):
+    # The host's Prometheus, with the shipped scrape config rendered from the deployed ports (the
+    # container shares the host's loopback), must see every process of both stacks with up == 1.
+    prometheus = need("prometheus")
+    stacks = [{"name": st["name"], "metrics_ports": {svc: port_of(st, svc) for svc in UNITS}} for st in (STACK_A, STACK_B)]
+    (tmp_path / "prometheus.yml").write_text(render("prometheus/prometheus.yml.j2", {
+        "hean_prometheus_scrape_interval": "1s", "hean_prometheus_scrape_timeout": "1s",
+        "hean_prometheus_evaluation_interval": "1s", "hean_prometheus_rule_files": [],
+        "hean_alertmanager_targets": [], "hean_stacks": stacks}))
+    port = free_port()
+    with open(tmp_path / "prometheus.log", "wb") as log:
+        proc = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}",
+                                 "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wanted = {(st["name"], svc, f"127.0.0.1:{p}") for st in stacks for svc, p in st["metrics_ports"].items()}
+
+        def up_targets() -> set[tuple[str, str, str]]:
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+            try:
+                doc = http_json(f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": "up == 1"}))
+            except OSError:   # not listening yet
+                return set()
+            return {(r["metric"]["stack"], r["metric"]["service"], r["metric"]["instance"]) for r in doc["data"]["result"]}
+
+        t0 = time.monotonic()
+        wait_for(lambda: up_targets() >= wanted, 60, f"up == 1 for all {len(wanted)} targets", interval=0.5)
+        timing("prometheus: start -> every target up == 1", time.monotonic() - t0)
+        assert up_targets() == wanted   # and nothing else is scraped
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def test_second_run_changes_nothing_and_check_mode_works(deployed):
     out, took = deployed.playbook("deploy.yml")
     timing("re-deploy (nothing changed)", took)
@@ -96,21 +135,24 @@ def test_memory_deny_write_execute_is_on_and_harmless(deployed):
 
 
 def test_kill_9_of_each_process_is_restarted_and_trading_resumes(deployed):
+    # The simulator killed is stack B's: it stands in for the exchange, and a restarted one has
+    # forgotten its positions, so stack A's reconciler would rightly see a position mismatch and risk
+    # go (and stay) QUARANTINE whenever a position was open, which made trading resume only by luck.
     mttr = {}
-    for svc in PROCESSES + ("sim",):
-        unit = f"hean@{svc}.service"
-        wait_for(lambda v=svc: ready(deployed, STACK_A, v), 90, f"{unit} ready before the kill")
+    for stack, svc in [(STACK_A, p) for p in PROCESSES] + [(STACK_B, "sim")]:
+        unit = f"{stack['name']}@{svc}.service"
+        wait_for(lambda s=stack, v=svc: ready(deployed, s, v), 90, f"{unit} ready before the kill")
         before = deployed.show(unit, "MainPID", "NRestarts")
         t0 = time.monotonic()
         os.kill(host_pid(deployed, int(before["MainPID"])), signal.SIGKILL)
         wait_for(lambda u=unit, p=before["MainPID"]: deployed.show(u, "MainPID")["MainPID"] not in ("0", p), 30,
                  f"{unit} restarted")
-        wait_for(lambda v=svc: ready(deployed, STACK_A, v), 60, f"{unit} ready again")
-        mttr[svc] = time.monotonic() - t0
+        wait_for(lambda s=stack, v=svc: ready(deployed, s, v), 60, f"{unit} ready again")
+        mttr[unit] = time.monotonic() - t0
         after = deployed.show(unit, "NRestarts")
-        assert int(after["NRestarts"]) > int(before["NRestarts"]), (svc, before, after)
-    for svc, took in mttr.items():
-        print(f"[MTTR] kill -9 {svc}: {took:.2f} s (kill -> active and ready)")
+        assert int(after["NRestarts"]) > int(before["NRestarts"]), (unit, before, after)
+    for unit, took in mttr.items():
+        print(f"[MTTR] kill -9 {unit}: {took:.2f} s (kill -> active and ready)")
     placed = sample(port_of(STACK_A, "executor"), "hean_executor_orders_placed_total") or 0
     wait_for(lambda: (sample(port_of(STACK_A, "executor"), "hean_executor_orders_placed_total") or 0) > placed,
              120, "orders placed again after the kills")
@@ -216,14 +258,17 @@ def test_no_secret_in_journal_environment_or_cmdline(deployed):
 
 
 def test_hean_status_inside_reports_every_process(deployed):
-    for user_cmd in (["runuser", "-u", "deploy", "--"], []):
-        out = deployed.vps.exec(*user_cmd, "/opt/hean/current/venv/bin/hean", "status", "--json", check=False)
-        doc = json.loads(out.stdout)
-        assert out.returncode == 0 and doc["all_up"], out.stdout + out.stderr
+    # Three independent runs (each ~2.5 s here), at once.
+    runs = {"deploy": ["runuser", "-u", "deploy", "--", "/opt/hean/current/venv/bin/hean", "status", "--json"],
+            "root": ["/opt/hean/current/venv/bin/hean", "status", "--json"],
+            "hean-b": ["env", "HEAN_ENV_FILE=/etc/hean-b/hean.env", "/opt/hean/current/venv/bin/hean", "status", "--json"]}
+    with ThreadPoolExecutor(len(runs)) as pool:
+        outs = dict(zip(runs, pool.map(lambda argv: deployed.vps.exec(*argv, check=False), runs.values()), strict=True))
+    for who in ("deploy", "root"):
+        doc = json.loads(outs[who].stdout)
+        assert outs[who].returncode == 0 and doc["all_up"], who + outs[who].stdout + outs[who].stderr
         assert sorted(doc["services"]) == sorted(PROCESSES)
-    out = deployed.vps.exec("env", "HEAN_ENV_FILE=/etc/hean-b/hean.env", "/opt/hean/current/venv/bin/hean",
-                            "status", "--json", check=False)
-    doc = json.loads(out.stdout)
+    doc = json.loads(outs["hean-b"].stdout)
     assert doc["all_up"] and doc["services"]["executor"]["metrics_port"] == port_of(STACK_B, "executor")
 
 

@@ -1,6 +1,7 @@
 """A throw-away "bare Debian 12 VPS" with systemd as PID 1, for the deploy tests.
 
-The root file system comes from `debootstrap` once and is cached under $HEAN_DEPLOY_DIR
+The root file system comes from `mmdebstrap` (the faster debootstrap: one apt run, dpkg with unsafe
+I/O, no docs; ~40 s instead of ~80 s here) once and is cached under $HEAN_DEPLOY_DIR
 (/var/tmp/hean-deploy); every boot runs it with `systemd-nspawn --volatile=overlay`, so each test
 session starts from the same pristine image and leaves it untouched. sshd listens on
 127.0.0.1:$HEAN_VPS_SSH_PORT (the container shares the host's network, so pick ports no one else
@@ -16,6 +17,7 @@ Things learnt the hard way:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -28,7 +30,8 @@ TOOLS = Path(os.environ.get("HEAN_DEPLOY_TOOLS", str(WORK / "tools")))
 SSH_PORT = int(os.environ.get("HEAN_VPS_SSH_PORT", "2322"))
 NAME = "hean-vps"
 KEY = WORK / "id_ed25519"
-PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,sudo,iproute2,procps,ca-certificates"
+# What the role and the tests use on the VPS, nothing more (a fresh CI machine builds it every run).
+PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,sudo,ca-certificates"
 READY_MARK = ROOTFS / ".hean-vps-configured"
 PIDFILE = WORK / "nspawn.pid"
 
@@ -49,13 +52,15 @@ def _run(*argv: str | Path, **kw) -> subprocess.CompletedProcess[str]:
 
 
 def build_rootfs() -> float:
-    """debootstrap + configure the image once; returns seconds spent (0 when cached)."""
+    """mmdebstrap + configure the image once; returns seconds spent (0 when cached)."""
     t0 = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
     if not (ROOTFS / "lib/systemd/systemd").exists():
         partial = ROOTFS.with_name(ROOTFS.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        _run("debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, partial, host_mirror())
+        _run("mmdebstrap", "--quiet", "--variant=minbase", f"--include={PACKAGES}", "--dpkgopt=force-unsafe-io",
+             *(f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("doc", "man", "locale")),
+             "--aptopt=Acquire::Languages \"none\"", SUITE, partial, host_mirror())
         partial.rename(ROOTFS)
     if not KEY.exists():
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", NAME, "-f", KEY)
@@ -114,8 +119,7 @@ class Vps:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"systemd-nspawn exited: {self.log.read_text()[-2000:]}")
             if not self.leader:
-                kids = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
-                self.leader = int(kids[0]) if kids else 0
+                self.leader = container_init(self.proc.pid)
             if self.leader:
                 state = self.exec("systemctl", "is-system-running", check=False).stdout.strip()
                 if state in ("running", "degraded") and self.ssh("true", check=False).returncode == 0:
@@ -167,6 +171,21 @@ class Vps:
             self.proc.wait(10)
 
 
+def container_init(nspawn_pid: int) -> int:
+    """The host PID of the container's PID 1: the child of nspawn that is PID 1 in its namespace.
+    (Not just any child: nspawn's short-lived intermediate child comes first, and a leader taken
+    from it fails every later nsenter, so boot() waited its full timeout.)"""
+    kids = subprocess.run(["pgrep", "-P", str(nspawn_pid)], capture_output=True, text=True, check=False).stdout.split()
+    for kid in kids:
+        try:
+            nspid = re.search(r"(?m)^NSpid:\s+(.*)$", Path(f"/proc/{kid}/status").read_text()).group(1).split()
+        except (OSError, AttributeError):
+            continue
+        if len(nspid) == 2 and nspid[1] == "1":
+            return int(kid)
+    return 0
+
+
 def stop_stale() -> None:
     """A session killed before its teardown leaves its container running: power off exactly that one."""
     try:
@@ -176,9 +195,9 @@ def stop_stale() -> None:
         return
     if b"systemd-nspawn" not in cmdline[0] or str(ROOTFS).encode() not in cmdline:
         return
-    leaders = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout.split()
-    if leaders:
-        subprocess.run(["nsenter", "-t", leaders[0], "-a", "systemctl", "poweroff", "--no-block"],
+    leader = container_init(pid)
+    if leader:
+        subprocess.run(["nsenter", "-t", str(leader), "-a", "systemctl", "poweroff", "--no-block"],
                        capture_output=True, check=False)
     deadline = time.monotonic() + 30
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
