@@ -19,7 +19,7 @@ run: $(BIN)/.installed
 	$(BIN)/hean up $(ARGS)
 
 test: $(BIN)/.installed
-	$(BIN)/pytest --ignore=tests/deploy $(ARGS)
+	$(BIN)/pytest $(ARGS)
 
 # The long chaos soak on demand (`make test` runs 100 s of it): SEED=1 DURATION=600 by default.
 SEED ?= 1

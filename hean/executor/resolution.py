@@ -96,7 +96,7 @@ async def _found(p: Placer, row: j.JournalRow, found: dict[str, Any]) -> bool:
         p.m.rejected.labels("exchange_rejected").inc()
     log.info("unresolved order found on the exchange", extra={
         "intent_id": row.intent_id, "order_link_id": row.order_link_id, "order_id": found.get("orderId"),
-        "order_status": found.get("orderStatus")})
+        "symbol": row.symbol, "order_status": found.get("orderStatus")})
     await p.finish(row.intent_id, j.PLACED if placed else j.REJECTED, event)
     return True
 

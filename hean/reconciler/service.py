@@ -270,13 +270,15 @@ class ReconcilerService(CatchupMixin, AccountMixin, FillsMixin, Service):
         cum = Decimal(data["cum_exec_qty"])
         if cum > 0 and data["order_id"] not in self._doubts:
             self._doubts.add(data["order_id"])
-            asyncio.get_running_loop().call_later(DOUBT_DELAY_S, self._check_doubt, data["order_id"], cum)
+            asyncio.get_running_loop().call_later(DOUBT_DELAY_S, self._check_doubt, data["order_id"], cum,
+                                                  data.get("symbol"), data.get("order_link_id"))
 
-    def _check_doubt(self, order_id: str, cum: Decimal) -> None:
+    def _check_doubt(self, order_id: str, cum: Decimal, symbol: str | None = None, link: str | None = None) -> None:
         self._doubts.discard(order_id)
         if self.ledger is not None and not self.should_exit.is_set() and self.ledger.exec_qty_for_order(order_id) < cum:
             log.warning("order filled more than the ledger knows: catching up",
-                        extra={"order_id": order_id, "cum_exec_qty": str(cum)})
+                        extra={"order_id": order_id, "order_link_id": link, "symbol": symbol,
+                               "cum_exec_qty": str(cum)})
             self.request("doubt")
 
     async def flag_foreign(self, kind: str, key: str, detail: dict[str, Any]) -> None:
