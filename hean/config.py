@@ -65,6 +65,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# Every process that may publish on the bus, in a stable order (its tcp ports derive from the index).
+BUS_PUBLISHERS = ("feed", "executor", "reconciler", "risk", "watchdog", "strategy", "ctl", "echo", "bench")
+
+
 class BusSettings(_Section):
     """ZeroMQ event bus.
 
@@ -78,6 +82,9 @@ class BusSettings(_Section):
     curve: "auto" = CURVE when the tcp host is not loopback (then required), "on" = always, "off" = never
         (refused for a non-loopback host).  curve_keys_dir: this service's `<service>.key_secret` and the
         stack's public keys `*.key` (the allow-list), as `hean bus keys` writes them.
+    hosts: for a stack split across hosts, where the other services' publishers are (service -> host or
+        address, e.g. {"executor": "10.0.0.2"}): a subscriber connects there, a publisher binds on
+        `tcp_host` (this host's own address). Services not listed are on `tcp_host`.
     """
 
     transport: Literal["ipc", "tcp"] = "ipc"
@@ -93,11 +100,17 @@ class BusSettings(_Section):
     max_frame_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     curve: Literal["auto", "on", "off"] = "auto"
     curve_keys_dir: Path | None = None
+    hosts: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _ordered(self) -> BusSettings:
         if self.warn_utilization >= self.critical_utilization:
             raise ValueError("bus.warn_utilization must be below bus.critical_utilization")
+        for service, host in self.hosts.items():
+            if service not in BUS_PUBLISHERS:
+                raise ValueError(f"bus.hosts: {service!r} is not a publishing service ({', '.join(BUS_PUBLISHERS)})")
+            if not host or any(c in host for c in " /:@") and not host.startswith("["):
+                raise ValueError(f"bus.hosts: {host!r} for {service} is not a host name or address")
         return self
 
 

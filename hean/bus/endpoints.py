@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hean.config import BusSettings
+from hean.config import BUS_PUBLISHERS, BusSettings
 
 # Stable order: the tcp port of a service is base + 2 * index (+1 for critical).
-PUBLISHERS = ("feed", "executor", "reconciler", "risk", "watchdog", "strategy", "ctl", "echo", "bench")
+PUBLISHERS = BUS_PUBLISHERS
 
 
-def endpoint(bus: BusSettings, runtime_dir: Path, service: str, klass: str) -> str:
-    """The endpoint of `service`'s `klass` ("lossy" or "critical") publisher socket."""
+def endpoint(bus: BusSettings, runtime_dir: Path, service: str, klass: str, *, bind: bool = False) -> str:
+    """The endpoint of `service`'s `klass` ("lossy" or "critical") publisher socket.
+
+    Over tcp a publisher binds on this host's `tcp_host`; a subscriber connects to `hosts[service]`
+    when the stack places that service elsewhere.
+    """
     if klass not in ("lossy", "critical"):
         raise ValueError(f"unknown event class {klass!r}")
     if bus.transport == "ipc":
@@ -25,4 +29,5 @@ def endpoint(bus: BusSettings, runtime_dir: Path, service: str, klass: str) -> s
     if service not in PUBLISHERS:
         raise ValueError(f"no tcp port assigned to publisher {service!r}")
     port = bus.tcp_base_port + 2 * PUBLISHERS.index(service) + (klass == "critical")
-    return f"tcp://{bus.tcp_host}:{port}"
+    host = bus.tcp_host if bind else bus.hosts.get(service, bus.tcp_host)
+    return f"tcp://{host}:{port}"

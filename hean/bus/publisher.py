@@ -66,7 +66,7 @@ class Publisher:
         if self._bus.transport == "ipc":
             self._runtime_dir.mkdir(parents=True, exist_ok=True)
         for klass in ("lossy", "critical"):
-            ep = endpoint(self._bus, self._runtime_dir, self.service, klass)
+            ep = endpoint(self._bus, self._runtime_dir, self.service, klass, bind=True)
             sock = self._ctx.socket(zmq.XPUB)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, self._bus.sndhwm)

@@ -27,7 +27,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from hean.config import BusSettings, ConfigError
 
 _auth_lock = threading.Lock()
-_authenticators: dict[int, ThreadAuthenticator] = {}
+_authenticators: dict[int, tuple[ThreadAuthenticator, Path]] = {}
 
 
 def is_loopback(host: str) -> bool:
@@ -43,9 +43,10 @@ def curve_enabled(bus: BusSettings) -> bool:
     """Whether CURVE is used; ConfigError when the endpoint needs it and it cannot be."""
     if bus.transport != "tcp":
         return bus.curve == "on" and _need_keys(bus)
-    exposed = not is_loopback(bus.tcp_host)
+    outside = [h for h in (bus.tcp_host, *bus.hosts.values()) if not is_loopback(h)]
+    exposed = bool(outside)
     if exposed and bus.curve == "off":
-        raise ConfigError(f"HEAN_BUS__CURVE: off is refused for the non-loopback bus host {bus.tcp_host}")
+        raise ConfigError(f"HEAN_BUS__CURVE: off is refused for the non-loopback bus host {outside[0]}")
     if exposed or bus.curve == "on":
         return _need_keys(bus)
     return False
@@ -53,7 +54,8 @@ def curve_enabled(bus: BusSettings) -> bool:
 
 def _need_keys(bus: BusSettings) -> bool:
     d = bus.curve_keys_dir
-    why = f"the bus on {bus.tcp_host} needs CURVE" if bus.transport == "tcp" else "bus.curve=on"
+    outside = [h for h in (bus.tcp_host, *bus.hosts.values()) if not is_loopback(h)]
+    why = f"the bus on {(outside or [bus.tcp_host])[0]} needs CURVE" if bus.transport == "tcp" else "bus.curve=on"
     if d is None:
         raise ConfigError(f"HEAN_BUS__CURVE_KEYS_DIR: not set, and {why} (create keys with `hean bus keys`)")
     if not Path(d).is_dir() or not any(Path(d).glob("*.key")):
@@ -113,13 +115,18 @@ def make_client(sock: zmq.Socket, bus: BusSettings, me: str | None, server: str)
 def _start_authenticator(ctx: zmq.Context, keys_dir: Path) -> None:
     # A thread, not an asyncio task: a publisher busy on its event loop must not delay handshakes.
     # ZeroMQ allows one ZAP handler per context, so all publishers of the process share it.
+    # A second keys directory in one process (tests) re-points the allow-list: never a stale one.
     with _auth_lock:
-        if id(ctx) in _authenticators:
+        known = _authenticators.get(id(ctx))
+        if known is not None and known[1] == keys_dir:
             return
-        auth = ThreadAuthenticator(zmq.Context.shadow(ctx.underlying))
-        auth.start()
+        if known is None:
+            auth = ThreadAuthenticator(zmq.Context.shadow(ctx.underlying))
+            auth.start()
+        else:
+            auth = known[0]
         auth.configure_curve(domain="*", location=str(keys_dir))
-        _authenticators[id(ctx)] = auth
+        _authenticators[id(ctx)] = (auth, keys_dir)
 
 
 def write_keys(directory: Path, services: list[str]) -> list[Path]:

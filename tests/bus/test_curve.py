@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 
 import pytest
@@ -54,14 +55,21 @@ def test_hean_bus_keys_writes_the_stack_keypairs(tmp_path):
     assert (tmp_path / "executor.key_secret").stat().st_mode & 0o077 == 0
 
 
-async def test_processes_trade_events_over_curve_tcp(tmp_path):
+@pytest.mark.parametrize("placement", ["one host", "two hosts"])
+async def test_processes_trade_events_over_curve_tcp(tmp_path, placement):
+    """"two hosts": the echo process on 127.0.0.2, this test's publisher and subscriber on 127.0.0.3,
+    each finding the other through `bus.hosts` (a stack split across an inventory, on loopback)."""
     write_keys(tmp_path / "keys", ["bench", "echo", "ctl"])
     bus = _tcp(tmp_path)
+    echo_bus, here = dict(bus), dict(bus)
+    if placement == "two hosts":
+        echo_bus |= {"tcp_host": "127.0.0.2", "hosts": json.dumps({"bench": "127.0.0.3"})}
+        here |= {"tcp_host": "127.0.0.3", "hosts": {"echo": "127.0.0.2"}}
     env = hean_env(tmp_path, echo__sources="bench", echo__prefixes="order.",
-                   **{f"bus__{k}": str(v) for k, v in bus.items()})
+                   **{f"bus__{k}": str(v) for k, v in echo_bus.items()})
     proc = hean(["run", "echo"], env)
     proc.wait_ready()
-    settings = BusSettings(**bus)
+    settings = BusSettings(**here)
     pub = Publisher(settings, tmp_path / "run", "bench", BusStats()).bind()
     seen: list[Event] = []
 
