@@ -107,7 +107,13 @@ async def test_two_successive_positions_get_different_close_ids(tmp_path: Path, 
             # (found only while Bybit still returns that old order by its link id).
             stems = {o["orderLinkId"].rsplit("-", 1)[0] for o in orders}
             assert len(stems) == 2 and all(o["orderLinkId"].endswith("-1") for o in orders), orders
-            samples = await asyncio.to_thread(scrape, int(wd.find("service ready")["metrics_port"]))
+            # Counted when the order's reply is handled, which may come after the position is flat.
+            port = int(wd.find("service ready")["metrics_port"])
+
+            async def both_counted() -> dict[str, float] | None:
+                samples = await asyncio.to_thread(scrape, port)
+                return samples if metric(samples, "hean_watchdog_force_closes_total", outcome="placed") >= 2 else None
+            samples = await async_wait_for(both_counted, 10, "both closes counted as placed", interval=0.1)
             assert metric(samples, "hean_watchdog_force_closes_total", outcome="placed") == 2
             assert metric(samples, "hean_watchdog_force_closes_total", outcome="duplicate") == 0
         finally:
