@@ -10,12 +10,16 @@ bounded by `critical_timeout_s` (backpressure, then BusSaturated).
 
 Keys are the files `zmq.auth.create_certificates` writes: `<name>.key` (public)
 and `<name>.key_secret` (public + secret), all in `bus.curve_keys_dir`; every
-`*.key` there is on the allow-list.
+`*.key` there is on the allow-list.  Under systemd a process's own secret may
+instead arrive as the credential `<service>.key_secret` (LoadCredential=, in
+$CREDENTIALS_DIRECTORY), so the deployed keys directory need not let the
+service user read any secret.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -70,7 +74,10 @@ def endpoint_host(ep: str) -> str:
 def secret_key(bus: BusSettings, service: str | None) -> tuple[bytes, bytes]:
     """(public, secret) of this process; without a service name, the one keypair in the directory."""
     d = Path(bus.curve_keys_dir or ".")
-    if service is not None:
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if service is not None and credentials and (Path(credentials) / f"{service}.key_secret").is_file():
+        path = Path(credentials) / f"{service}.key_secret"
+    elif service is not None:
         path = d / f"{service}.key_secret"
     else:
         found = sorted(d.glob("*.key_secret"))
@@ -130,8 +137,8 @@ def _start_authenticator(ctx: zmq.Context, keys_dir: Path) -> None:
 
 
 def write_keys(directory: Path, services: list[str]) -> list[Path]:
-    """Create a keypair per service in `directory` (existing keypairs are kept)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Create a keypair per service in `directory` (existing keypairs are kept; a new directory is 0700)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     written = []
     for name in services:
         if (directory / f"{name}.key_secret").exists():

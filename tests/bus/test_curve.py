@@ -55,6 +55,42 @@ def test_hean_bus_keys_writes_the_stack_keypairs(tmp_path):
     assert (tmp_path / "executor.key_secret").stat().st_mode & 0o077 == 0
 
 
+def test_hean_bus_keys_json_reports_the_files_and_a_rerun_writes_nothing(tmp_path):
+    def keys(*extra: str) -> dict:
+        out = subprocess.run([PYTHON, "-m", "hean.cli", "bus", "keys", "--dir", str(tmp_path / "k"), "--services",
+                              "feed,ctl", "--json", *extra], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    assert keys("--no-create") == {"written": 0, "files": {}} and not (tmp_path / "k").exists()
+    first = keys()
+    assert first["written"] == 2 and sorted(first["files"]) == ["ctl.key", "ctl.key_secret", "feed.key", "feed.key_secret"]
+    assert (tmp_path / "k").stat().st_mode & 0o077 == 0, "a new keys directory is not private"
+    assert zmq.auth.load_certificate(tmp_path / "k" / "feed.key_secret")[1] is not None
+    again = keys()
+    assert again == {"written": 0, "files": first["files"]}, "a re-run changed the keys"
+    bad = subprocess.run([PYTHON, "-m", "hean.cli", "bus", "keys", "--dir", str(tmp_path / "k"), "--services", "fed"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "fed not a bus publisher" in bad.stderr
+
+
+def test_a_process_takes_its_secret_key_from_its_systemd_credentials(tmp_path, monkeypatch):
+    """The role hands each process its own secret through LoadCredential=; the shared keys directory
+    then holds only public keys, and the process must still find its keypair."""
+    from hean.bus.security import secret_key
+    write_keys(tmp_path / "all", ["feed"])
+    shared, creds = tmp_path / "shared", tmp_path / "creds"
+    shared.mkdir()
+    creds.mkdir()
+    (shared / "feed.key").write_text((tmp_path / "all" / "feed.key").read_text())
+    (creds / "feed.key_secret").write_text((tmp_path / "all" / "feed.key_secret").read_text())
+    bus = BusSettings(transport="tcp", curve="on", curve_keys_dir=shared)
+    with pytest.raises(ConfigError, match="cannot read"):
+        secret_key(bus, "feed")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert secret_key(bus, "feed") == zmq.auth.load_certificate(tmp_path / "all" / "feed.key_secret")
+
+
 @pytest.mark.parametrize("placement", ["one host", "two hosts"])
 async def test_processes_trade_events_over_curve_tcp(tmp_path, placement):
     """"two hosts": the echo process on 127.0.0.2, this test's publisher and subscriber on 127.0.0.3,

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 
@@ -64,31 +65,60 @@ class Deployment:
         self.inventory = vps.inventory(work / "inventory.ini")
         self.wheel = build_wheel(work)
 
-    def extra_vars(self, release: str, **more) -> Path:
+    def extra_vars(self, release: str, stacks: list[dict] | None = None) -> Path:
+        stacks = stacks or [STACK_A, STACK_B]
         doc = {
             "hean_release": release, "hean_wheel": str(self.wheel),
             "hean_wheel_dir": str(dependency_wheelhouse()), "hean_pip_offline": True,
-            "hean_operators": ["deploy"], "hean_stacks": [STACK_A, STACK_B],
-            "hean_bybit_api_key": self.key, "hean_bybit_api_secret": self.secret, **more,
+            "hean_operators": ["deploy"], "hean_stacks": stacks,
+            "hean_bybit_api_key": self.key, "hean_bybit_api_secret": self.secret,
         }
         # In a file, not on argv: the secret must not show in /proc/*/cmdline of the controller either.
-        path = self.work / f"vars-{release}.json"
+        path = self.work / f"vars-{release}-{'-'.join(s['name'] for s in stacks)}.json"
         path.write_text(json.dumps(doc))
         path.chmod(0o600)
         return path
 
-    def playbook(self, playbook: str, release: str = "rel-a", *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    def playbook(self, playbook: str, release: str = "rel-a", *args: str, inventory: Path | None = None,
+                 stacks: list[dict] | None = None) -> tuple[subprocess.CompletedProcess[str], float]:
         env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{vpsmod.TOOLS / 'bin'}:{os.environ['PATH']}"}
         t0 = time.monotonic()
-        out = subprocess.run([str(vpsmod.TOOLS / "bin" / "ansible-playbook"), "-i", str(self.inventory),
-                              playbook, "-e", f"@{self.extra_vars(release)}", *args],
+        out = subprocess.run([str(vpsmod.TOOLS / "bin" / "ansible-playbook"), "-i", str(inventory or self.inventory),
+                              playbook, "-e", f"@{self.extra_vars(release, stacks)}", *args],
                              cwd=ANSIBLE_DIR, env=env, text=True, capture_output=True, timeout=900)
         return out, time.monotonic() - t0
 
     def show(self, unit: str, *props: str) -> dict[str, str]:
         out = self.vps.exec("systemctl", "show", unit, *(f"-p{p}" for p in props)).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def metrics(port: int) -> str:
+    with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:  # noqa: S310 - loopback
+        return resp.read().decode()
+
+
+def sample(port: int, name: str) -> float | None:
+    try:
+        text = metrics(port)
+    except OSError:
+        return None
+    m = re.search(rf"(?m)^{name}(?:{{[^}}]*}})? (\S+)$", text)
+    return float(m.group(1)) if m else None
+
+
+def port_of(stack: dict, svc: str) -> int:
+    offsets = {"sim": 0, "feed": 1, "executor": 2, "reconciler": 3, "risk": 4, "watchdog": 5, "strategy": 6}
+    return stack["sim_port"] if svc == "sim" else stack["metrics_base_port"] + offsets[svc]
+
+
+def ready(dep, stack: dict, svc: str) -> bool:
+    """Active and running under systemd, and (a HEAN process) hean_ready == 1 on its /metrics."""
+    p = dep.show(f"{stack['name']}@{svc}.service", "ActiveState", "SubState")
+    if (p.get("ActiveState"), p.get("SubState")) != ("active", "running"):
+        return False
+    return svc == "sim" or sample(port_of(stack, svc), "hean_ready") == 1.0
 
 
 def recap(out: subprocess.CompletedProcess[str]) -> dict[str, int]:

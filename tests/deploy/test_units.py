@@ -21,6 +21,8 @@ def rendered_units(into: Path) -> list[Path]:
     template = (SYSTEMD / "hean@.service").read_text()
     for svc in INSTANCES:
         parts = [template] + [p.read_text() for p in sorted((SYSTEMD / f"hean@{svc}.service.d").glob("*.conf"))]
+        if svc != "sim":     # as on a host of a stack split across hosts: its bus key as a credential
+            parts.append((SYSTEMD / "hean-bus-tcp.conf").read_text())
         units.append(into / f"hean@{svc}.service")
         units[-1].write_text("\n".join(parts))
     target = [(SYSTEMD / "hean.target").read_text()] + [p.read_text() for p in sorted((SYSTEMD / "hean.target.d").glob("*.conf"))]

@@ -14,10 +14,9 @@ import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.request import urlopen
 
 import pytest
-from deployment import PROCESSES, STACK_A, STACK_B, UNITS, recap, timing
+from deployment import PROCESSES, STACK_A, STACK_B, UNITS, port_of, ready, recap, sample, timing
 
 from hean.chaos import invariants as inv
 from hean.exchange.bybit import BybitRestClient
@@ -28,32 +27,6 @@ from tests.observability.tools import need, render
 from tests.utils import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def metrics(port: int) -> str:
-    with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:  # noqa: S310 - loopback
-        return resp.read().decode()
-
-
-def sample(port: int, name: str) -> float | None:
-    try:
-        text = metrics(port)
-    except OSError:
-        return None
-    m = re.search(rf"(?m)^{name}(?:{{[^}}]*}})? (\S+)$", text)
-    return float(m.group(1)) if m else None
-
-
-def port_of(stack: dict, svc: str) -> int:
-    offsets = {"sim": 0, "feed": 1, "executor": 2, "reconciler": 3, "risk": 4, "watchdog": 5, "strategy": 6}
-    return stack["sim_port"] if svc == "sim" else stack["metrics_base_port"] + offsets[svc]
-
-
-def ready(dep, stack: dict, svc: str) -> bool:
-    p = dep.show(f"{stack['name']}@{svc}.service", "ActiveState", "SubState")
-    if (p.get("ActiveState"), p.get("SubState")) != ("active", "running"):
-        return False
-    return svc == "sim" or sample(port_of(stack, svc), "hean_ready") == 1.0
 
 
 def test_every_unit_of_both_stacks_active_and_ready(deployed):

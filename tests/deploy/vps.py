@@ -33,7 +33,10 @@ KEY = WORK / "id_ed25519"
 # What the role and the tests use on the VPS, nothing more (a fresh CI machine builds it every run).
 PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,python3-venv,sudo,ca-certificates"
 READY_MARK = ROOTFS / ".hean-vps-configured"
-PIDFILE = WORK / "nspawn.pid"
+
+
+SSHD_CONFIG = ("Port {port}\nListenAddress 127.0.0.1\nPermitRootLogin prohibit-password\n"
+               "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n")
 
 
 def host_mirror() -> str:
@@ -74,9 +77,7 @@ def _configure_image() -> None:
     r = ROOTFS
     (r / "etc/hostname").write_text(NAME + "\n")
     (r / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {NAME}\n::1 localhost\n")
-    (r / "etc/ssh/sshd_config.d/hean-vps.conf").write_text(
-        f"Port {SSH_PORT}\nListenAddress 127.0.0.1\nPermitRootLogin prohibit-password\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n")
+    (r / "etc/ssh/sshd_config.d/hean-vps.conf").write_text(SSHD_CONFIG.format(port=SSH_PORT))
     if subprocess.run(["chroot", str(r), "id", "deploy"], capture_output=True).returncode != 0:
         _run("chroot", r, "useradd", "-m", "-s", "/bin/bash", "deploy")
     sudoers = r / "etc/sudoers.d/deploy"
@@ -97,22 +98,32 @@ def _configure_image() -> None:
 
 
 class Vps:
-    """One booted container; `exec` runs a command inside (all namespaces), `ssh` goes through sshd."""
+    """One booted container; `exec` runs a command inside (all namespaces), `ssh` goes through sshd.
 
-    def __init__(self) -> None:
+    Another name and port boot a second VPS from the same image (a stack split across two hosts):
+    its sshd port comes from a bind-mounted config, its host name from nspawn."""
+
+    def __init__(self, name: str = NAME, ssh_port: int = SSH_PORT) -> None:
+        self.name, self.ssh_port = name, ssh_port
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = WORK / "nspawn.log"
+        self.log = WORK / f"nspawn-{name}.log"
+        self.pidfile = WORK / f"nspawn-{name}.pid"
         self.leader = 0
 
     def boot(self, timeout: float = 60) -> float:
-        stop_stale()
+        stop_stale(self.pidfile)
         t0 = time.monotonic()
+        extra = []
+        if (self.name, self.ssh_port) != (NAME, SSH_PORT):
+            conf = WORK / f"sshd-{self.name}.conf"
+            conf.write_text(SSHD_CONFIG.format(port=self.ssh_port))
+            extra = [f"--bind-ro={conf}:/etc/ssh/sshd_config.d/hean-vps.conf", f"--hostname={self.name}"]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                ["systemd-nspawn", "--quiet", "-D", str(ROOTFS), "-M", NAME, "--boot", "--register=no",
-                 "--keep-unit", "--console=pipe", "--volatile=overlay"],
+                ["systemd-nspawn", "--quiet", "-D", str(ROOTFS), "-M", self.name, "--boot", "--register=no",
+                 "--keep-unit", "--console=pipe", "--volatile=overlay", *extra],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        PIDFILE.write_text(str(self.proc.pid))
+        self.pidfile.write_text(str(self.proc.pid))
         deadline = time.monotonic() + timeout
         state = ""
         while time.monotonic() < deadline:
@@ -136,19 +147,20 @@ class Vps:
 
     def ssh_args(self) -> list[str]:
         return ["-i", str(KEY), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-p", str(SSH_PORT)]
+                "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-p", str(self.ssh_port)]
 
     def ssh(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ssh", *self.ssh_args(), "deploy@127.0.0.1", command], text=True,
                               capture_output=True, check=check, timeout=60)
 
+    def inventory_line(self, extra: str = "") -> str:
+        return (f"{self.name} ansible_host=127.0.0.1 ansible_port={self.ssh_port} ansible_user=deploy "
+                f"ansible_ssh_private_key_file={KEY} ansible_python_interpreter=/usr/bin/python3 "
+                f"ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                f"-o ControlPath={WORK}/ssh-%C' {extra}".rstrip() + "\n")
+
     def inventory(self, path: Path, extra: str = "") -> Path:
-        path.write_text(
-            "[hean]\n"
-            f"{NAME} ansible_host=127.0.0.1 ansible_port={SSH_PORT} ansible_user=deploy "
-            f"ansible_ssh_private_key_file={KEY} ansible_python_interpreter=/usr/bin/python3 "
-            f"ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-            f"-o ControlPath={WORK}/ssh-%C' {extra}\n")
+        path.write_text("[hean]\n" + self.inventory_line(extra))
         return path
 
     def shutdown(self) -> None:
@@ -186,10 +198,10 @@ def container_init(nspawn_pid: int) -> int:
     return 0
 
 
-def stop_stale() -> None:
+def stop_stale(pidfile: Path) -> None:
     """A session killed before its teardown leaves its container running: power off exactly that one."""
     try:
-        pid = int(PIDFILE.read_text())
+        pid = int(pidfile.read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return

@@ -1,0 +1,159 @@
+"""One stack split across two hosts of one inventory: the feed and strategy on the session's VPS, the
+executor, reconciler, risk, watchdog (and the paper simulator) on a second VPS booted from the same
+image. Both containers share this machine's network, so each host gets its own loopback address as
+its bus address (127.0.0.2, 127.0.0.3): the bus between them is tcp with CURVE and the keys the
+playbook made and distributed. What a split deploy must show: each host runs exactly its processes,
+trading crosses the hosts both ways, each host holds only its own secrets, a peer without the keys
+reads nothing while a holder of the stack's keys does, and a re-run changes nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import vps as vpsmod
+import zmq
+import zmq.auth
+from deployment import port_of, ready, recap, sample, timing
+
+from tests.utils import wait_for
+
+pytestmark = pytest.mark.slow
+
+STACK_C = {"name": "hean-c", "metrics_base_port": 19340, "sim_port": 18940}
+FRONT = ("feed", "strategy")
+BACK = ("risk", "reconciler", "executor", "watchdog")
+FRONT_ADDRESS, BACK_ADDRESS = "127.0.0.2", "127.0.0.3"
+BUS_BASE = 10000 + 2 * STACK_C["metrics_base_port"]     # the role's default bus_base_port
+PUBLISHERS = ("feed", "executor", "reconciler", "risk", "watchdog", "strategy", "ctl")
+
+
+@pytest.fixture(scope="module")
+def split(deployed):
+    back = vpsmod.Vps("hean-vps2", vpsmod.SSH_PORT + 1)
+    timing("second VPS: boot to running + sshd", back.boot())
+    inventory = deployed.work / "split.ini"
+    inventory.write_text(
+        "[hean]\n"
+        + deployed.vps.inventory_line(f"hean_services='{json.dumps(FRONT)}' hean_bus_address={FRONT_ADDRESS}")
+        + back.inventory_line(f"hean_services='{json.dumps(BACK)}' hean_bus_address={BACK_ADDRESS}"))
+
+    def run(*args: str):
+        return deployed.playbook("deploy.yml", "rel-a", *args, inventory=inventory, stacks=[STACK_C])
+
+    try:
+        out, took = run()
+        timing("split deploy (one stack, two hosts)", took)
+        assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
+        yield deployed, back, run
+    finally:
+        deployed.vps.exec("systemctl", "disable", "--now", "hean-c.target", check=False)
+        deployed.vps.exec("systemctl", "stop", "hean-c@*", check=False)
+        back.shutdown()
+
+
+def show(vps: vpsmod.Vps, unit: str, *props: str) -> dict[str, str]:
+    out = vps.exec("systemctl", "show", unit, *(f"-p{p}" for p in props)).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+class _On:
+    """`ready()` of test_vps for a VPS other than the session's."""
+
+    def __init__(self, vps: vpsmod.Vps) -> None:
+        self.vps = vps
+
+    def show(self, unit: str, *props: str) -> dict[str, str]:
+        return show(self.vps, unit, *props)
+
+
+def test_each_host_runs_exactly_its_processes_and_trading_crosses_the_hosts(split):
+    deployed, back, _ = split
+    front = _On(deployed.vps)
+    for host, here, elsewhere in ((front, FRONT, BACK + ("sim",)), (_On(back), BACK + ("sim",), FRONT)):
+        for svc in here:
+            wait_for(lambda h=host, v=svc: ready(h, STACK_C, v), 90, f"hean-c@{svc} active and ready on {host.vps.name}")
+        for svc in elsewhere:
+            assert host.show(f"hean-c@{svc}.service", "ActiveState")["ActiveState"] == "inactive", (host.vps.name, svc)
+        assert host.vps.exec("systemctl", "is-active", "hean-c.target").stdout.strip() == "active"
+    # strategy (front) -> executor (back) and the outcomes back to the strategy: both directions, over CURVE.
+    wait_for(lambda: (sample(port_of(STACK_C, "executor"), "hean_executor_orders_placed_total") or 0) > 0, 120,
+             "orders placed by the back host's executor for the front host's strategy")
+    wait_for(lambda: (sample(port_of(STACK_C, "strategy"), "hean_strategy_outcomes_total") or 0) > 0, 60,
+             "outcomes back at the front host's strategy")
+    env = back.sh("cat /etc/hean-c/hean.env")
+    assert f'HEAN_BUS__TCP_HOST="{BACK_ADDRESS}"' in env and 'HEAN_BUS__CURVE="on"' in env, env
+
+
+def test_each_host_holds_only_its_own_secrets(split):
+    deployed, back, _ = split
+
+    def listing(vps: vpsmod.Vps, d: str) -> set[str]:
+        return set(vps.sh(f"ls {d} 2>/dev/null || true").split())
+
+    public = {f"{svc}.key" for svc in PUBLISHERS}
+    assert listing(deployed.vps, "/etc/hean-c/credentials") == {f"{s}.key_secret" for s in FRONT}, \
+        "the front host runs no signing process: no Bybit credentials, only its processes' bus secrets"
+    assert listing(back, "/etc/hean-c/credentials") == {f"{s}.key_secret" for s in BACK} | {"bybit_api_key", "bybit_api_secret"}
+    assert listing(deployed.vps, "/etc/hean-c/bus") == public
+    assert listing(back, "/etc/hean-c/bus") == public | {"ctl.key_secret"}, "the operator's key is where risk runs"
+    assert deployed.vps.sh("cat /etc/hean-c/bus/*.key") == back.sh("cat /etc/hean-c/bus/*.key")
+    assert "HEAN_SIM__API_SECRET" not in deployed.vps.sh("cat /etc/hean-c/sim.env")
+    assert back.sh("stat -c '%a %U:%G' /etc/hean-c/bus/ctl.key_secret /etc/hean-c/credentials/executor.key_secret").split("\n")[:2] \
+        == ["640 root:hean", "600 root:root"]
+    # the process got its secret as a credential, not by reading the directory
+    assert listing(back, "/run/credentials/hean-c@executor.service") == {"executor.key_secret", "bybit_api_key", "bybit_api_secret"}
+    assert listing(deployed.vps, "/run/credentials/hean-c@feed.service") == {"feed.key_secret"}
+
+
+def test_a_peer_without_the_keys_reads_nothing_while_a_key_holder_does(split):
+    _, back, _ = split
+    ctl_public, ctl_secret = _keypair(back.sh("cat /etc/hean-c/bus/ctl.key_secret"))
+    risk_public = _keypair(back.sh("cat /etc/hean-c/bus/risk.key"))[0]
+    # risk's critical publisher: its state is re-published every second
+    critical = f"tcp://{BACK_ADDRESS}:{BUS_BASE + 2 * PUBLISHERS.index('risk') + 1}"
+    ctx = zmq.Context()
+    intruder, holder = ctx.socket(zmq.SUB), ctx.socket(zmq.SUB)
+    try:
+        for sock in (intruder, holder):
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.SUBSCRIBE, b"")
+        holder.curve_publickey, holder.curve_secretkey, holder.curve_serverkey = ctl_public, ctl_secret, risk_public
+        intruder.connect(critical)
+        holder.connect(critical)
+        got, deadline = 0, time.monotonic() + 60
+        while got < 3 and time.monotonic() < deadline:
+            if holder.poll(500):
+                holder.recv_multipart()
+                got += 1
+        assert got >= 3, "a holder of the stack's keys received nothing from risk"
+        assert intruder.poll(0) == 0, "a peer without the keys received risk's events"
+    finally:
+        intruder.close()
+        holder.close()
+        ctx.term()
+
+
+def _keypair(text: str) -> tuple[bytes, bytes | None]:
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "k").write_text(text)
+        return zmq.auth.load_certificate(Path(d) / "k")
+
+
+def test_a_second_split_run_changes_nothing(split):
+    _, _, run = split
+    out, took = run()
+    timing("split re-deploy (nothing changed)", took)
+    assert out.returncode == 0 and recap(out)["changed"] == 0, out.stdout[-5000:]
+
+
+def test_a_limit_that_leaves_out_a_host_of_the_split_is_refused_before_any_change(split):
+    _, _, run = split
+    out, _ = run("--limit", vpsmod.NAME)
+    assert out.returncode != 0, out.stdout[-3000:]
+    assert "must run each process on exactly one of them" in out.stdout and "risk, reconciler, executor, watchdog" in out.stdout, \
+        out.stdout[-3000:]
+    assert recap(out)["changed"] == 0
