@@ -1,9 +1,9 @@
 """`hean bus keys --dir D --services feed,executor,...`: the stack's CURVE keypairs, for the deploy role.
 
 Writes `<service>.key` (public, the allow-list entry) and `<service>.key_secret` (mode 0600) per service;
-keypairs already there are kept, so a re-run changes nothing. `--json` prints every key file's text
-(secrets included) as one JSON object, for the role to distribute; `--no-create` only reads what is
-there (a `--check` run must not create keys).
+keypairs already there are kept, so a re-run changes nothing. `--json` prints the public key files'
+text as one JSON object, for the deploy role to hand to the other hosts (secrets never leave the host
+that made them); `--no-create` only reads what is there (a `--check` run must not create keys).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     keys.add_argument("--dir", required=True, type=Path, help="directory for the key files")
     keys.add_argument("--services", default=",".join(PUBLISHERS),
                       help="comma-separated service names (default: every publisher)")
-    keys.add_argument("--json", action="store_true", help="print the key files' contents as JSON (secrets too)")
+    keys.add_argument("--json", action="store_true", help="print the public key files' contents as JSON")
     keys.add_argument("--no-create", action="store_true", help="create nothing; report what is there")
     args = parser.parse_args(argv)
     services = [s.strip() for s in args.services.replace(" ", ",").split(",") if s.strip()]
@@ -37,10 +37,9 @@ def main(argv: list[str]) -> int:
     if args.json:
         files = {}
         for name in services:
-            for suffix in (".key", ".key_secret"):
-                path = args.dir / f"{name}{suffix}"
-                if path.is_file():
-                    files[path.name] = path.read_text()
+            path = args.dir / f"{name}.key"
+            if path.is_file() and (args.dir / f"{name}.key_secret").is_file():
+                files[path.name] = path.read_text()
         sys.stdout.buffer.write(orjson.dumps({"written": len(written) // 2, "files": files}) + b"\n")
     else:
         print(f"hean bus keys: {len(written) // 2} keypair(s) written, {len(services) - len(written) // 2} kept"

@@ -64,9 +64,10 @@ def test_hean_bus_keys_json_reports_the_files_and_a_rerun_writes_nothing(tmp_pat
 
     assert keys("--no-create") == {"written": 0, "files": {}} and not (tmp_path / "k").exists()
     first = keys()
-    assert first["written"] == 2 and sorted(first["files"]) == ["ctl.key", "ctl.key_secret", "feed.key", "feed.key_secret"]
+    assert first["written"] == 2 and sorted(first["files"]) == ["ctl.key", "feed.key"], "only public keys leave"
     assert (tmp_path / "k").stat().st_mode & 0o077 == 0, "a new keys directory is not private"
     assert zmq.auth.load_certificate(tmp_path / "k" / "feed.key_secret")[1] is not None
+    assert not any("secret-key" in text for text in first["files"].values())
     again = keys()
     assert again == {"written": 0, "files": first["files"]}, "a re-run changed the keys"
     bad = subprocess.run([PYTHON, "-m", "hean.cli", "bus", "keys", "--dir", str(tmp_path / "k"), "--services", "fed"],

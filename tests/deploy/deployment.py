@@ -121,6 +121,13 @@ def ready(dep, stack: dict, svc: str) -> bool:
     return svc == "sim" or sample(port_of(stack, svc), "hean_ready") == 1.0
 
 
+def recaps(out: subprocess.CompletedProcess[str]) -> dict[str, dict[str, int]]:
+    """Every host's PLAY RECAP counts."""
+    found = re.findall(r"(?m)^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out.stdout)
+    assert found, f"no PLAY RECAP in:\n{out.stdout[-3000:]}\n{out.stderr[-2000:]}"
+    return {host: dict(zip(("ok", "changed", "unreachable", "failed"), map(int, counts), strict=True)) for host, *counts in found}
+
+
 def recap(out: subprocess.CompletedProcess[str]) -> dict[str, int]:
     m = re.search(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out.stdout)
     assert m, f"no PLAY RECAP in:\n{out.stdout[-3000:]}\n{out.stderr[-2000:]}"

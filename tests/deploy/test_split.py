@@ -15,7 +15,7 @@ import pytest
 import vps as vpsmod
 import zmq
 import zmq.auth
-from deployment import port_of, ready, recap, sample, timing
+from deployment import port_of, ready, recap, recaps, sample, timing
 
 from tests.utils import wait_for
 
@@ -33,11 +33,7 @@ PUBLISHERS = ("feed", "executor", "reconciler", "risk", "watchdog", "strategy", 
 def split(deployed):
     back = vpsmod.Vps("hean-vps2", vpsmod.SSH_PORT + 1)
     timing("second VPS: boot to running + sshd", back.boot())
-    inventory = deployed.work / "split.ini"
-    inventory.write_text(
-        "[hean]\n"
-        + deployed.vps.inventory_line(f"hean_services='{json.dumps(FRONT)}' hean_bus_address={FRONT_ADDRESS}")
-        + back.inventory_line(f"hean_services='{json.dumps(BACK)}' hean_bus_address={BACK_ADDRESS}"))
+    inventory = split_inventory(deployed, back, FRONT, BACK)
 
     def run(*args: str):
         return deployed.playbook("deploy.yml", "rel-a", *args, inventory=inventory, stacks=[STACK_C])
@@ -51,6 +47,15 @@ def split(deployed):
         deployed.vps.exec("systemctl", "disable", "--now", "hean-c.target", check=False)
         deployed.vps.exec("systemctl", "stop", "hean-c@*", check=False)
         back.shutdown()
+
+
+def split_inventory(deployed, back: vpsmod.Vps, front_services: tuple[str, ...], back_services: tuple[str, ...]):
+    inventory = deployed.work / "split.ini"
+    inventory.write_text(
+        "[hean]\n"
+        + deployed.vps.inventory_line(f"hean_services='{json.dumps(front_services)}' hean_bus_address={FRONT_ADDRESS}")
+        + back.inventory_line(f"hean_services='{json.dumps(back_services)}' hean_bus_address={BACK_ADDRESS}"))
+    return inventory
 
 
 def show(vps: vpsmod.Vps, unit: str, *props: str) -> dict[str, str]:
@@ -92,19 +97,30 @@ def test_each_host_holds_only_its_own_secrets(split):
     def listing(vps: vpsmod.Vps, d: str) -> set[str]:
         return set(vps.sh(f"ls {d} 2>/dev/null || true").split())
 
+    def secrets(vps: vpsmod.Vps) -> set[str]:
+        return set(vps.sh("find /etc /var /opt /root /home /tmp -name '*.key_secret'").split())
+
+    # each keypair was made where its process runs, and no secret key exists anywhere else
+    assert secrets(deployed.vps) == {f"/etc/hean-c/credentials/{s}.key_secret" for s in FRONT}
+    assert secrets(back) == {f"/etc/hean-c/credentials/{s}.key_secret" for s in BACK} | {"/etc/hean-c/bus/ctl.key_secret"}, \
+        "the operator's key is where risk runs"
+    assert "bybit_api_secret" not in listing(deployed.vps, "/etc/hean-c/credentials"), \
+        "the front host runs no signing process: no Bybit credentials"
+    assert {"bybit_api_key", "bybit_api_secret"} <= listing(back, "/etc/hean-c/credentials")
     public = {f"{svc}.key" for svc in PUBLISHERS}
-    assert listing(deployed.vps, "/etc/hean-c/credentials") == {f"{s}.key_secret" for s in FRONT}, \
-        "the front host runs no signing process: no Bybit credentials, only its processes' bus secrets"
-    assert listing(back, "/etc/hean-c/credentials") == {f"{s}.key_secret" for s in BACK} | {"bybit_api_key", "bybit_api_secret"}
     assert listing(deployed.vps, "/etc/hean-c/bus") == public
-    assert listing(back, "/etc/hean-c/bus") == public | {"ctl.key_secret"}, "the operator's key is where risk runs"
+    assert listing(back, "/etc/hean-c/bus") == public | {"ctl.key_secret"}
     assert deployed.vps.sh("cat /etc/hean-c/bus/*.key") == back.sh("cat /etc/hean-c/bus/*.key")
     assert "HEAN_SIM__API_SECRET" not in deployed.vps.sh("cat /etc/hean-c/sim.env")
     assert back.sh("stat -c '%a %U:%G' /etc/hean-c/bus/ctl.key_secret /etc/hean-c/credentials/executor.key_secret").split("\n")[:2] \
         == ["640 root:hean", "600 root:root"]
-    # the process got its secret as a credential, not by reading the directory
+    # a process gets its own secret as a credential, and cannot read the operator's key (it could act as the operator)
     assert listing(back, "/run/credentials/hean-c@executor.service") == {"executor.key_secret", "bybit_api_key", "bybit_api_secret"}
     assert listing(deployed.vps, "/run/credentials/hean-c@feed.service") == {"feed.key_secret"}
+    risk_pid = show(back, "hean-c@risk.service", "MainPID")["MainPID"]
+    seen = back.exec("nsenter", "-t", risk_pid, "-m", "cat", "/etc/hean-c/bus/ctl.key_secret", check=False)
+    assert "secret-key" not in seen.stdout, "a service process can read the operator's bus key"
+    assert "secret-key" in back.sh("cat /etc/hean-c/bus/ctl.key_secret")
 
 
 def test_a_peer_without_the_keys_reads_nothing_while_a_key_holder_does(split):
@@ -114,24 +130,28 @@ def test_a_peer_without_the_keys_reads_nothing_while_a_key_holder_does(split):
     # risk's critical publisher: its state is re-published every second
     critical = f"tcp://{BACK_ADDRESS}:{BUS_BASE + 2 * PUBLISHERS.index('risk') + 1}"
     ctx = zmq.Context()
-    intruder, holder = ctx.socket(zmq.SUB), ctx.socket(zmq.SUB)
+    plain, foreign, holder = ctx.socket(zmq.SUB), ctx.socket(zmq.SUB), ctx.socket(zmq.SUB)
     try:
-        for sock in (intruder, holder):
+        for sock in (plain, foreign, holder):
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SUBSCRIBE, b"")
+        # foreign: speaks CURVE and knows risk's public key (world-readable), but its own key is on no allow-list
+        foreign.curve_publickey, foreign.curve_secretkey = zmq.curve_keypair()
+        foreign.curve_serverkey = risk_public
         holder.curve_publickey, holder.curve_secretkey, holder.curve_serverkey = ctl_public, ctl_secret, risk_public
-        intruder.connect(critical)
-        holder.connect(critical)
+        for sock in (plain, foreign, holder):
+            sock.connect(critical)
         got, deadline = 0, time.monotonic() + 60
         while got < 3 and time.monotonic() < deadline:
             if holder.poll(500):
                 holder.recv_multipart()
                 got += 1
         assert got >= 3, "a holder of the stack's keys received nothing from risk"
-        assert intruder.poll(0) == 0, "a peer without the keys received risk's events"
+        assert plain.poll(0) == 0, "a peer without CURVE received risk's events"
+        assert foreign.poll(0) == 0, "a peer with a key off the allow-list received risk's events"
     finally:
-        intruder.close()
-        holder.close()
+        for sock in (plain, foreign, holder):
+            sock.close()
         ctx.term()
 
 
@@ -143,11 +163,16 @@ def _keypair(text: str) -> tuple[bytes, bytes | None]:
         return zmq.auth.load_certificate(Path(d) / "k")
 
 
-def test_a_second_split_run_changes_nothing(split):
+def test_a_second_split_run_changes_nothing_and_check_mode_works(split):
     _, _, run = split
     out, took = run()
     timing("split re-deploy (nothing changed)", took)
-    assert out.returncode == 0 and recap(out)["changed"] == 0, out.stdout[-5000:]
+    assert out.returncode == 0, out.stdout[-5000:]
+    assert {host: r["changed"] for host, r in recaps(out).items()} == {vpsmod.NAME: 0, "hean-vps2": 0}, out.stdout[-5000:]
+    out, took = run("--check")
+    timing("split re-deploy --check", took)
+    assert out.returncode == 0, out.stdout[-5000:]
+    assert {host: r["changed"] for host, r in recaps(out).items()} == {vpsmod.NAME: 0, "hean-vps2": 0}, out.stdout[-5000:]
 
 
 def test_a_limit_that_leaves_out_a_host_of_the_split_is_refused_before_any_change(split):
@@ -157,3 +182,35 @@ def test_a_limit_that_leaves_out_a_host_of_the_split_is_refused_before_any_chang
     assert "must run each process on exactly one of them" in out.stdout and "risk, reconciler, executor, watchdog" in out.stdout, \
         out.stdout[-3000:]
     assert recap(out)["changed"] == 0
+
+
+def test_paper_mode_across_real_hosts_is_refused_before_any_change(split, tmp_path):
+    """The dry-run guard keeps paper-mode processes off any non-loopback exchange address, so a paper
+    stack split across real addresses could never trade: preflight says so instead."""
+    deployed, back, run = split
+    inventory = tmp_path / "real.ini"
+    inventory.write_text(
+        "[hean]\n"
+        + deployed.vps.inventory_line(f"hean_services='{json.dumps(FRONT)}' hean_bus_address=10.0.0.1")
+        + back.inventory_line(f"hean_services='{json.dumps(BACK)}' hean_bus_address=10.0.0.2"))
+    out, _ = deployed.playbook("deploy.yml", "rel-a", inventory=inventory, stacks=[STACK_C])
+    assert out.returncode != 0 and "paper mode keeps every process on loopback" in out.stdout, out.stdout[-3000:]
+    assert all(r["changed"] == 0 for r in recaps(out).values())
+
+
+def test_moving_a_process_to_the_other_host_stops_it_there_and_rekeys(split):
+    """Last (it changes the placement): the watchdog moves from the back host to the front one."""
+    deployed, back, run = split
+    front_services, back_services = FRONT + ("watchdog",), tuple(s for s in BACK if s != "watchdog")
+    split_inventory(deployed, back, front_services, back_services)
+    placed = sample(port_of(STACK_C, "executor"), "hean_executor_orders_placed_total") or 0
+    out, took = run()
+    timing("split re-deploy moving the watchdog to the other host", took)
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
+    assert show(back, "hean-c@watchdog.service", "ActiveState")["ActiveState"] == "inactive", "left running on the old host"
+    wait_for(lambda: ready(_On(deployed.vps), STACK_C, "watchdog"), 90, "the watchdog ready on its new host")
+    assert "watchdog.key_secret" in deployed.vps.sh("ls /etc/hean-c/credentials")
+    assert "watchdog.key_secret" not in back.sh("ls /etc/hean-c/credentials"), "the old host kept the moved process's secret"
+    assert deployed.vps.sh("cat /etc/hean-c/bus/*.key") == back.sh("cat /etc/hean-c/bus/*.key")
+    wait_for(lambda: (sample(port_of(STACK_C, "executor"), "hean_executor_orders_placed_total") or 0) > placed, 120,
+             "trading on after the move")
