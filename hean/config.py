@@ -401,6 +401,12 @@ def _redact(text: str, secrets: dict[str, str]) -> str:
     return text
 
 
+def env_file_path(env_file: str | Path | None = None) -> Path:
+    """The env file `load_settings(env_file)` reads (it may not exist)."""
+    explicit = env_file or os.environ.get("HEAN_ENV_FILE")
+    return Path(explicit) if explicit else DEFAULT_ENV_FILE
+
+
 def load_settings(env_file: str | Path | None = None, **overrides: Any) -> HeanSettings:
     """Build the settings from the environment and an env file, or raise ConfigError.
 
@@ -409,7 +415,7 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> HeanS
     is no setting, in the environment or in the file, is reported the same way.
     """
     explicit = env_file or os.environ.get("HEAN_ENV_FILE")
-    path = Path(explicit) if explicit else DEFAULT_ENV_FILE
+    path = env_file_path(env_file)
     if explicit and not path.is_file():
         raise ConfigError(f"env file {path} does not exist")
     env_files = (path,) if path.is_file() else ()

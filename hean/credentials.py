@@ -45,3 +45,23 @@ def with_credentials(overrides: dict[str, Any], environ: Mapping[str, str] | Non
     if not found or "bybit" in overrides:
         return overrides
     return {**overrides, "bybit": found}
+
+
+def deployed_credentials(env_file: Path) -> tuple[dict[str, str], str | None]:
+    """For an operator's command on a deployed host (`hean status`), which runs outside systemd: the
+    stack's credential files beside its env file (`/etc/<stack>/credentials/`, root only, the files
+    systemd hands the signing processes). Returns the `bybit` fields found, or why there are none
+    although the stack has them (the caller is not root), or ({}, None) where nothing is deployed.
+    """
+    directory = env_file.parent / "credentials"
+    found: dict[str, str] = {}
+    for name, field in CREDENTIAL_FIELDS.items():
+        try:
+            value = (directory / name).read_text().strip()
+        except PermissionError:
+            return {}, f"the stack's API credentials in {directory} are root-only: run this as root to read the account"
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if value:
+            found[field] = value
+    return found, None

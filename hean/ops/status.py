@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import subprocess
 import time
@@ -25,7 +26,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from hean.bus import BusStats, Subscriber
-from hean.config import settings_or_exit
+from hean.config import env_file_path, settings_or_exit
+from hean.credentials import deployed_credentials
 from hean.ops.account import read_account
 from hean.ops.locate import EX_FAILED, EX_OK, EX_USAGE, EXIT_CODES_EPILOG, NoSuchSystem, find_system
 from hean.ops.observer import Observer
@@ -104,7 +106,10 @@ def _service_row(svc: str, samples: dict[str, float] | None, restarts: int | Non
 
 async def collect(args: argparse.Namespace) -> dict[str, Any]:
     """Everything `hean status` shows; raises NoSuchSystem for a named state dir that is not there."""
-    settings = settings_or_exit(args.env_file, "status", service="status")
+    # Outside systemd, on a deployed host: the stack's own credentials (root can read them), so the
+    # exchange account is read with the key the stack trades with, not the simulator's default one.
+    deployed, why_not = ({}, None) if os.environ.get("CREDENTIALS_DIRECTORY") else deployed_credentials(env_file_path(args.env_file))
+    settings = settings_or_exit(args.env_file, "status", service="status", **({"bybit": deployed} if deployed else {}))
     system = find_system(settings, args.state_dir, SERVICES)
     doc = system.doc
     runtime_dir = system.runtime_dir
@@ -160,7 +165,7 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
         "equity": acct_money.get("equity", (o.equity or {}).get("equity")), "positions": positions,
         **{k: acct_money.get(k) for k in MONEY_KEYS},
         "by_symbol": acct_money.get("by_symbol", {}), "open_orders": account.get("open_orders", []),
-        "account_error": account.get("error"),
+        "account_error": account.get("error") and (f"{account['error']}; {why_not}" if why_not else account["error"]),
         "reconciling": (o.reconcile or {}).get("reconciling"),
         "last_reconcile_s": round(now - int(last_ok) / 1000, 1) if last_ok else None,
     }

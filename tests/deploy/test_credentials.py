@@ -47,3 +47,14 @@ def test_missing_or_empty_files_are_ignored(tmp_path):
     assert read_credentials({"CREDENTIALS_DIRECTORY": str(tmp_path)}) == {}
     assert read_credentials({"CREDENTIALS_DIRECTORY": str(tmp_path / "nope")}) == {}
     assert read_credentials({}) == {}
+
+
+def test_an_operator_command_reads_the_deployed_stack_credentials_beside_its_env_file(tmp_path):
+    from hean.credentials import deployed_credentials
+    env = tmp_path / "hean.env"
+    env.write_text("")
+    assert deployed_credentials(env) == ({}, None), "nothing deployed: nothing found, nothing to explain"
+    (tmp_path / "credentials").mkdir()
+    (tmp_path / "credentials" / "bybit_api_key").write_text("k-123\n")
+    (tmp_path / "credentials" / "bybit_api_secret").write_text("s-456\n")
+    assert deployed_credentials(env) == ({"api_key": "k-123", "api_secret": "s-456"}, None)

@@ -248,6 +248,11 @@ def test_hean_status_inside_reports_every_process(deployed):
         doc = json.loads(outs[who].stdout)
         assert outs[who].returncode == 0 and doc["all_up"], who + outs[who].stdout + outs[who].stderr
         assert sorted(doc["services"]) == sorted(PROCESSES)
+    # root reads the account with the stack's own key (the simulator accepts only that one); an operator
+    # in group hean cannot read that key, and is told so instead of a bare "API key is invalid"
+    root = json.loads(outs["root"].stdout)
+    assert root["account_error"] is None and root["equity"] is not None, root
+    assert "root-only: run this as root" in json.loads(outs["deploy"].stdout)["account_error"]
     doc = json.loads(outs["hean-b"].stdout)
     assert doc["all_up"] and doc["services"]["executor"]["metrics_port"] == port_of(STACK_B, "executor")
     # Restarts are the second stack's own units' (stack A's processes were killed above, B's were not).
