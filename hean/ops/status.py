@@ -115,6 +115,10 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
     runtime_dir = system.runtime_dir
     listed = doc.get("services", {}) if doc else {}
     names = [s for s in SERVICES if not doc or s in listed]
+    # A stack split across hosts: a process placed on another host has its /metrics there (on its loopback),
+    # so this host cannot see it; it is shown as elsewhere, not as down.
+    bus = settings.bus
+    elsewhere = {s: bus.hosts[s] for s in names if bus.transport == "tcp" and bus.hosts.get(s, bus.tcp_host) != bus.tcp_host}
     account_task = asyncio.create_task(read_account(settings, doc.get("sim_url") if doc else None))
     stats = BusStats()
     sub = Subscriber(settings.bus, runtime_dir, stats)
@@ -139,6 +143,10 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
             restarts = listed.get(s, {}).get("restarts")
         else:
             restarts = _systemd_restarts(system.runtime_dir.name or "hean", s)
+        if s in elsewhere:
+            services[s] = {"up": None, "ready": None, "uptime_s": None, "restarts": None, "bus": None,
+                           "metrics_port": ports[s], "health": None, "host": elsewhere[s]}
+            continue
         services[s] = {**_service_row(s, scraped[s], restarts, now), "metrics_port": ports[s],
                        "health": health[s]}
     o = observer.obs
@@ -159,7 +167,7 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
     for p in positions:
         p["unrealised_pnl"] = upnl.get(p["symbol"], p["unrealised_pnl"])
     return {
-        "mode": "up" if doc else "systemd", "all_up": all(v["up"] for v in services.values()),
+        "mode": "up" if doc else "systemd", "all_up": all(v["up"] for v in services.values() if "host" not in v),
         "services": services,
         "risk": {"state": risk.get("state"), "drawdown_pct": risk.get("drawdown_pct")},
         "equity": acct_money.get("equity", (o.equity or {}).get("equity")), "positions": positions,
@@ -179,6 +187,9 @@ def _table(st: dict[str, Any]) -> str:
         up = s["uptime_s"]
         uptime = f"{int(up) // 3600}:{int(up) % 3600 // 60:02d}:{int(up) % 60:02d}" if up is not None else "-"
         restarts = "-" if s["restarts"] is None else str(s["restarts"])
+        if "host" in s:
+            out.append(f"{name:<11} {'remote':<6} {'-':<6} {'-':>9} {'-':>8} {'-':>8} {'-':>6} {'-':>5}  on {s['host']}")
+            continue
         out.append(f"{name:<11} {'up' if s['up'] else 'DOWN':<6} {'yes' if s['ready'] else 'no':<6} {uptime:>9} "
                    f"{restarts:>8} {str(bus.get('utilization', '-')):>8} {str(bus.get('dropped', '-')):>6} "
                    f"{str(bus.get('lost', '-')):>5}"

@@ -14,12 +14,14 @@ from hean.bus import BusStats, Publisher, PUBLISHERS, Subscriber
 from hean.bus.envelope import Event
 from hean.bus.security import curve_enabled, write_keys
 from hean.config import BusSettings, ConfigError
-from tests.bus.test_transport import _free_pair
+from tests.bus.test_transport import free_run
 from tests.utils import PYTHON, ROOT, async_wait_for, hean, hean_env
 
 
 def _tcp(tmp_path, **kw) -> dict:
-    base = _free_pair() - 2 * PUBLISHERS.index("bench")
+    # the echo's and the bench's sockets: four adjacent ports, all of them checked free
+    assert PUBLISHERS.index("bench") == PUBLISHERS.index("echo") + 1
+    base = free_run(4) - 2 * PUBLISHERS.index("echo")
     return {"transport": "tcp", "tcp_base_port": base, "curve": "on", "curve_keys_dir": tmp_path / "keys", **kw}
 
 

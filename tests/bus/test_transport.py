@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 
 from hean.bus import PUBLISHERS, endpoint
@@ -11,19 +12,29 @@ from tests.bus.harness import bus_pair
 from tests.utils import async_wait_for
 
 
+def free_run(n: int) -> int:
+    """A port p with p .. p+n-1 free on loopback, below the ephemeral range (32768+ on Linux), where an
+    outgoing connection could take one of them between this check and the bind (it did, in CI)."""
+    for _ in range(200):
+        port = random.randrange(20000, 32768 - n)
+        socks = []
+        try:
+            for q in range(port, port + n):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", q))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise AssertionError(f"no {n} adjacent free ports")
+
+
 def _free_pair() -> int:
     """A port p with p and p+1 free on loopback (the lossy and critical sockets of one publisher)."""
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise AssertionError("no two adjacent free ports")
+    return free_run(2)
 
 
 def test_tcp_endpoints_are_distinct_per_publisher_and_class(tmp_path):

@@ -1,4 +1,5 @@
-"""Fixtures of the deploy tests: one booted VPS and one deployment (two stacks) per session."""
+"""Fixtures of the deploy tests: one booted VPS and one deployment (two stacks) for the package, powered
+off after its last test (its 16 processes would otherwise load the rest of the suite)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import vps as vpsmod  # noqa: E402
 from deployment import Deployment, recap, require_prerequisites, timing  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def vps():
     require_prerequisites()
     spent = vpsmod.build_rootfs()
@@ -26,7 +27,7 @@ def vps():
         machine.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def deployed(vps, tmp_path_factory):
     t0 = time.monotonic()
     dep = Deployment(vps, tmp_path_factory.mktemp("deploy"))

@@ -22,11 +22,12 @@ from tests.utils import wait_for
 
 pytestmark = pytest.mark.slow
 
-STACK_C = {"name": "hean-c", "metrics_base_port": 19340, "sim_port": 18940}
+# bus_base_port given: the default (10000 + 2 x 19340) would lie in the ephemeral range, which preflight refuses
+STACK_C = {"name": "hean-c", "metrics_base_port": 19340, "sim_port": 18940, "bus_base_port": 19400}
 FRONT = ("feed", "strategy")
 BACK = ("risk", "reconciler", "executor", "watchdog")
 FRONT_ADDRESS, BACK_ADDRESS = "127.0.0.2", "127.0.0.3"
-BUS_BASE = 10000 + 2 * STACK_C["metrics_base_port"]     # the role's default bus_base_port
+BUS_BASE = STACK_C["bus_base_port"]
 PUBLISHERS = ("feed", "executor", "reconciler", "risk", "watchdog", "strategy", "ctl")
 
 
@@ -90,6 +91,17 @@ def test_each_host_runs_exactly_its_processes_and_trading_crosses_the_hosts(spli
              "outcomes back at the front host's strategy")
     env = back.sh("cat /etc/hean-c/hean.env")
     assert f'HEAN_BUS__TCP_HOST="{BACK_ADDRESS}"' in env and 'HEAN_BUS__CURVE="on"' in env, env
+
+
+def test_hean_status_on_risks_host_reports_its_processes_and_where_the_others_run(split):
+    _, back, _ = split
+    out = back.exec("env", "HEAN_ENV_FILE=/etc/hean-c/hean.env", "/opt/hean/current/venv/bin/hean", "status", "--json",
+                    check=False)
+    doc = json.loads(out.stdout)
+    assert out.returncode == 0 and doc["all_up"], out.stdout + out.stderr
+    assert {s: v.get("host") for s, v in doc["services"].items()} == {**dict.fromkeys(BACK), **dict.fromkeys(FRONT, FRONT_ADDRESS)}
+    assert all(doc["services"][s]["ready"] for s in BACK)
+    assert doc["risk"]["state"] is not None, "status heard nothing on the CURVE bus (it uses the operator's key)"
 
 
 def test_each_host_holds_only_its_own_secrets(split):
