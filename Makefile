@@ -27,7 +27,7 @@ DURATION ?= 600
 test-soak: $(BIN)/.installed
 	$(BIN)/hean chaos --duration $(DURATION) --seed $(SEED) $(ARGS)
 
-# The real-systemd deploy tests (root; `bash tests/deploy/ci-deps.sh` installs their tools): ~3 min cold, ~2 warm.
+# The real-systemd deploy tests (root; `bash tests/deploy/ci-deps.sh` installs their tools): ~3.5 min cold, ~3 warm.
 test-deploy: $(BIN)/.installed
 	$(BIN)/pytest tests/deploy $(ARGS)
 
