@@ -171,3 +171,12 @@ def metric(samples: dict[str, float], name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in rest for k, v in labels.items()):
             total += value
     return total
+
+
+async def scrape_when(port: int, name: str, at_least: float, timeout: float, **labels: str) -> dict[str, float]:
+    """The samples once `name{labels}` reaches `at_least`: a counter bumped when a reply is handled
+    may lag the effect a test saw on the exchange (the position is flat before the close is counted)."""
+    async def reached() -> dict[str, float] | None:
+        samples = await asyncio.to_thread(scrape, port)
+        return samples if metric(samples, name, **labels) >= at_least else None
+    return await async_wait_for(reached, timeout, f"{name}{labels} >= {at_least}", interval=0.1)

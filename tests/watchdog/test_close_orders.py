@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.test_position_monitor import control, flat, venue, watchdog_env, watchdog_orders
-from tests.utils import async_wait_for, hean, metric, scrape
+from tests.utils import async_wait_for, hean, metric, scrape, scrape_when
 from tests.watchdog.test_opening_age import logged, trade
 
 
@@ -30,7 +30,8 @@ async def test_close_larger_than_max_market_qty_is_split(tmp_path: Path) -> None
             assert sorted(Decimal(o["qty"]) for o in orders) == [Decimal(12), max_mkt, max_mkt], orders
             assert len({o["orderLinkId"] for o in orders}) == 3
             assert all(o["reduceOnly"] and o["orderStatus"] == "Filled" and o["side"] == "Sell" for o in orders)
-            samples = await asyncio.to_thread(scrape, port)
+            # counted when each order's reply is handled, which may come after the position is flat
+            samples = await scrape_when(port, "hean_watchdog_force_closes_total", 3, 10, outcome="placed")
             assert metric(samples, "hean_watchdog_force_closes_total", outcome="placed") == 3
             assert metric(samples, "hean_watchdog_force_closes_total", outcome="failed") == 0
         finally:

@@ -18,7 +18,7 @@ from hean.exchange.bybit.rest import BybitRestClient
 from hean.sim.server import SimServer
 from tests.risk.test_service import BusProbe
 from tests.test_position_monitor import checks, control, flat, positions, venue, watchdog_env, watchdog_orders
-from tests.utils import Proc, async_wait_for, hean, metric, scrape
+from tests.utils import Proc, async_wait_for, hean, metric, scrape, scrape_when
 
 DAY_MS = 86_400_000
 SOURCE = {True: "open_time", False: "executions"}
@@ -109,11 +109,7 @@ async def test_two_successive_positions_get_different_close_ids(tmp_path: Path, 
             assert len(stems) == 2 and all(o["orderLinkId"].endswith("-1") for o in orders), orders
             # Counted when the order's reply is handled, which may come after the position is flat.
             port = int(wd.find("service ready")["metrics_port"])
-
-            async def both_counted() -> dict[str, float] | None:
-                samples = await asyncio.to_thread(scrape, port)
-                return samples if metric(samples, "hean_watchdog_force_closes_total", outcome="placed") >= 2 else None
-            samples = await async_wait_for(both_counted, 10, "both closes counted as placed", interval=0.1)
+            samples = await scrape_when(port, "hean_watchdog_force_closes_total", 2, 10, outcome="placed")
             assert metric(samples, "hean_watchdog_force_closes_total", outcome="placed") == 2
             assert metric(samples, "hean_watchdog_force_closes_total", outcome="duplicate") == 0
         finally:
