@@ -23,11 +23,17 @@ def read_credentials(environ: Mapping[str, str] | None = None) -> dict[str, str]
     directory = env.get("CREDENTIALS_DIRECTORY")
     if not directory:
         return {}
+    return _read_fields(Path(directory))
+
+
+def _read_fields(directory: Path) -> dict[str, str]:
+    """The `bybit` fields of the credential files in `directory` (missing or empty files are skipped;
+    a file that cannot be read raises PermissionError)."""
     found: dict[str, str] = {}
     for name, field in CREDENTIAL_FIELDS.items():
         try:
             # A trailing newline from `echo secret > file` is not part of the secret.
-            value = (Path(directory) / name).read_text().strip()
+            value = (directory / name).read_text().strip()
         except (FileNotFoundError, NotADirectoryError):
             continue
         if value:
@@ -54,14 +60,7 @@ def deployed_credentials(env_file: Path) -> tuple[dict[str, str], str | None]:
     although the stack has them (the caller is not root), or ({}, None) where nothing is deployed.
     """
     directory = env_file.parent / "credentials"
-    found: dict[str, str] = {}
-    for name, field in CREDENTIAL_FIELDS.items():
-        try:
-            value = (directory / name).read_text().strip()
-        except PermissionError:
-            return {}, f"the stack's API credentials in {directory} are root-only: run this as root to read the account"
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if value:
-            found[field] = value
-    return found, None
+    try:
+        return _read_fields(directory), None
+    except PermissionError:
+        return {}, f"the stack's API credentials in {directory} are root-only: run this as root to read the account"

@@ -137,16 +137,16 @@ async def collect(args: argparse.Namespace) -> dict[str, Any]:
     now = time.time()
     services: dict[str, Any] = {}
     for s in names:
+        if s in elsewhere:
+            services[s] = {"up": None, "ready": None, "uptime_s": None, "restarts": None, "bus": None,
+                           "metrics_port": ports[s], "health": None, "host": elsewhere[s]}
+            continue
         if up_samples is not None:
             restarts: int | None = int(_sum(up_samples, "hean_up_restarts_total", service=s))
         elif doc:
             restarts = listed.get(s, {}).get("restarts")
         else:
             restarts = _systemd_restarts(system.runtime_dir.name or "hean", s)
-        if s in elsewhere:
-            services[s] = {"up": None, "ready": None, "uptime_s": None, "restarts": None, "bus": None,
-                           "metrics_port": ports[s], "health": None, "host": elsewhere[s]}
-            continue
         services[s] = {**_service_row(s, scraped[s], restarts, now), "metrics_port": ports[s],
                        "health": health[s]}
     o = observer.obs
